@@ -1,0 +1,23 @@
+// One test command for everything. The "unit" project (domain, config, contract suites on the embedded
+// adapters) needs nothing; the "services" project (integration and end to end) gets real Redis and Kafka
+// from the global setup, which starts them unless REDIS_URL / KAFKA_BROKERS are given.
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  test: {
+    // Real brokers and child processes on 2 cores: a few files at a time keeps group joins from starving.
+    maxWorkers: 2,
+    projects: [
+      { test: { name: 'unit', include: ['test/unit/**/*.test.ts', 'test/contract/**/*.test.ts'] } },
+      {
+        test: {
+          name: 'services',
+          include: ['test/integration/**/*.test.ts', 'test/e2e/**/*.test.ts'],
+          globalSetup: ['test/global-setup.ts'],
+          testTimeout: 60_000,
+          hookTimeout: 120_000,
+        },
+      },
+    ],
+  },
+});
