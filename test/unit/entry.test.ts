@@ -1,0 +1,100 @@
+import { describe, expect, it } from 'vitest';
+import { nextVersion, packEntry, unpackEntry } from '../../src/domain/entry.js';
+import { checkRead, checkWrite, InvalidInput, type Limits } from '../../src/domain/limits.js';
+
+describe('packed entries', () => {
+  it('round-trip values, tombstones and expiries exactly, whatever the value holds', () => {
+    for (const entry of [
+      { version: 1n, value: 'plain', expiresAt: null },
+      { version: 9_007_199_254_740_993n, value: 'a:b:c::', expiresAt: 1_800_000_000_123 },
+      { version: 2n, value: '', expiresAt: null },
+      { version: 3n, value: '🦀 漢字\n', expiresAt: null },
+      { version: 4n, value: null, expiresAt: 1_800_000_000_000 },
+    ]) {
+      expect(unpackEntry(packEntry(entry))).toEqual(entry);
+    }
+    expect(packEntry({ version: 7n, value: 'x', expiresAt: null })).toBe('s7::x');
+    expect(packEntry({ version: 8n, value: null, expiresAt: 5 })).toBe('d8:5:');
+  });
+
+  it('refuses strings it did not write', () => {
+    expect(() => unpackEntry('hello')).toThrow(/not a tiercache entry/);
+    expect(() => unpackEntry('s12x:')).toThrow();
+  });
+});
+
+describe('nextVersion', () => {
+  it('is max(previous + 1, now in µs)', () => {
+    expect(nextVersion(null, 1000n)).toBe(1000n);
+    expect(nextVersion(5n, 1000n)).toBe(1000n);
+    expect(nextVersion(2000n, 1000n)).toBe(2001n);
+    expect(nextVersion(null, 0n)).toBe(1n);
+  });
+});
+
+describe('limits', () => {
+  const limits: Limits = {
+    maxReadKeys: 3,
+    maxWriteEntries: 2,
+    maxKeyBytes: 4,
+    maxValueBytes: 5,
+    maxTtlSeconds: 60,
+  };
+  const invalid = (fn: () => void) => {
+    try {
+      fn();
+    } catch (error) {
+      expect(error).toBeInstanceOf(InvalidInput);
+      return (error as InvalidInput).path;
+    }
+    throw new Error('expected InvalidInput');
+  };
+
+  it('counts UTF-8 bytes, not characters, and names the offending entry', () => {
+    expect(
+      invalid(() =>
+        checkWrite(
+          [
+            { key: 'ok', value: 'ok' },
+            { key: 'ü', value: 'ééé' },
+          ],
+          null,
+          limits,
+        ),
+      ),
+    ).toBe('entries[1].value');
+    expect(
+      invalid(() =>
+        checkWrite(
+          [
+            { key: '🦀', value: '' },
+            { key: '🦀x', value: '' },
+          ],
+          null,
+          limits,
+        ),
+      ),
+    ).toBe('entries[1].key');
+    expect(invalid(() => checkRead(['a', ''], limits))).toBe('keys[1]');
+  });
+
+  it('bounds batch sizes and ttlSeconds', () => {
+    expect(invalid(() => checkRead(['a', 'b', 'c', 'd'], limits))).toBe('keys');
+    expect(
+      invalid(() =>
+        checkWrite(
+          [
+            { key: 'a', value: '' },
+            { key: 'b', value: '' },
+            { key: 'c', value: '' },
+          ],
+          null,
+          limits,
+        ),
+      ),
+    ).toBe('entries');
+    expect(invalid(() => checkWrite([{ key: 'a', value: '' }], 0, limits))).toBe('ttlSeconds');
+    expect(invalid(() => checkWrite([{ key: 'a', value: '' }], 61, limits))).toBe('ttlSeconds');
+    expect(() => checkWrite([{ key: 'abcd', value: 'abcde' }], 60, limits)).not.toThrow();
+  });
+});

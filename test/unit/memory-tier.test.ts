@@ -1,0 +1,142 @@
+import { describe, expect, it } from 'vitest';
+import type { StoredEntry } from '../../src/domain/entry.js';
+import { MemoryTier, type MemoryTierOptions } from '../../src/domain/memory-tier.js';
+
+function fakeClock(start = 1_800_000_000_000) {
+  let now = start;
+  return { now: () => now, advance: (ms: number) => void (now += ms) };
+}
+
+function tier(overrides: Partial<MemoryTierOptions> = {}) {
+  const clock = fakeClock();
+  const t = new MemoryTier({
+    maxEntries: 1000,
+    maxBytes: 1 << 20,
+    ttlMs: 60_000,
+    negativeTtlMs: 1000,
+    clock,
+    ...overrides,
+  });
+  return { t, clock };
+}
+
+const stored = (version: bigint, value: string | null, expiresAt: number | null = null): StoredEntry => ({
+  version,
+  value,
+  expiresAt,
+});
+
+/** A fill through the same watch → settle sequence the batcher drives. */
+function fill(t: MemoryTier, key: string, entry: StoredEntry | null) {
+  t.watch(key);
+  return t.settle(key, entry);
+}
+
+describe('MemoryTier', () => {
+  it('answers a filled value from memory afterwards', () => {
+    const { t } = tier();
+    expect(fill(t, 'k', stored(5n, 'a'))).toEqual({ value: 'a', version: 5n, origin: 'store' });
+    expect(t.lookup('k')).toEqual({ value: 'a', version: 5n, origin: 'memory' });
+  });
+
+  it('keeps only changes at least as new as what it holds (reordered and replayed changes are harmless)', () => {
+    const { t } = tier();
+    t.apply({ op: 'set', key: 'k', version: 10n, value: 'new', expiresAt: null });
+    t.apply({ op: 'set', key: 'k', version: 9n, value: 'old', expiresAt: null });
+    expect(t.lookup('k')?.value).toBe('new');
+    t.apply({ op: 'set', key: 'k', version: 10n, value: 'new', expiresAt: null });
+    expect(t.lookup('k')?.version).toBe(10n);
+    t.apply({ op: 'delete', key: 'k', version: 8n });
+    expect(t.lookup('k')?.value).toBe('new');
+  });
+
+  it('rejects a late fill older than what it holds and answers the newer value', () => {
+    const { t } = tier();
+    t.watch('k');
+    t.apply({ op: 'set', key: 'k', version: 7n, value: 'v7', expiresAt: null });
+    expect(t.settle('k', stored(6n, 'v6'))).toEqual({ value: 'v7', version: 7n, origin: 'memory' });
+    expect(t.lookup('k')?.value).toBe('v7');
+  });
+
+  it('closes the cache-aside race even when the announced entry was evicted before the late fill lands', () => {
+    const { t } = tier();
+    // A fetch is under way and will answer v1 …
+    t.watch('k');
+    // … meanwhile v2 is written and announced, and then the entry is evicted (here: cleared).
+    t.apply({ op: 'set', key: 'k', version: 2n, value: 'v2', expiresAt: null });
+    t.clear();
+    // The late fill must not bring v1 into memory.
+    t.settle('k', stored(1n, 'v1'));
+    expect(t.lookup('k')).toBeUndefined();
+  });
+
+  it('a delete announced during a fetch keeps the deleted value out (tombstone wins)', () => {
+    const { t } = tier();
+    t.watch('k');
+    t.apply({ op: 'delete', key: 'k', version: 4n });
+    t.settle('k', stored(3n, 'alive'));
+    expect(t.lookup('k')).toEqual({ value: null, version: 4n, origin: 'memory' });
+  });
+
+  it('remembers an absent key for negativeTtlMs only, and forgets it as soon as a write is announced', () => {
+    const { t, clock } = tier({ negativeTtlMs: 500 });
+    fill(t, 'gone', null);
+    expect(t.lookup('gone')).toEqual({ value: null, version: null, origin: 'memory' });
+    clock.advance(501);
+    expect(t.lookup('gone')).toBeUndefined();
+    fill(t, 'gone', null);
+    t.apply({ op: 'set', key: 'gone', version: 1n, value: 'here', expiresAt: null });
+    expect(t.lookup('gone')?.value).toBe('here');
+  });
+
+  it('never keeps an entry past its store expiry, and never past its own TTL', () => {
+    const { t, clock } = tier({ ttlMs: 10_000 });
+    fill(t, 'short', stored(1n, 'x', clock.now() + 2000));
+    fill(t, 'long', stored(1n, 'y', clock.now() + 50_000));
+    clock.advance(2001);
+    expect(t.lookup('short')).toBeUndefined();
+    expect(t.lookup('long')?.value).toBe('y');
+    clock.advance(8000);
+    expect(t.lookup('long')).toBeUndefined();
+  });
+
+  it('does not hold a value whose store expiry has already passed', () => {
+    const { t, clock } = tier();
+    t.apply({ op: 'set', key: 'k', version: 1n, value: 'x', expiresAt: clock.now() - 1 });
+    expect(t.lookup('k')).toBeUndefined();
+  });
+
+  it('an invalidation turns the key into a miss and sets a floor for the refetch', () => {
+    const { t } = tier();
+    fill(t, 'big', stored(1n, 'small'));
+    t.apply({ op: 'invalidate', key: 'big', version: 2n, expiresAt: null });
+    expect(t.lookup('big')).toBeUndefined();
+    fill(t, 'big', stored(1n, 'small')); // a lagging replica or late fetch: refused
+    expect(t.lookup('big')).toBeUndefined();
+    fill(t, 'big', stored(2n, 'huge'));
+    expect(t.lookup('big')?.value).toBe('huge');
+  });
+
+  it('is bounded by entry count and by bytes, evicting the least recently used', () => {
+    const { t } = tier({ maxEntries: 3 });
+    for (const k of ['a', 'b', 'c']) fill(t, k, stored(1n, k));
+    t.lookup('a');
+    fill(t, 'd', stored(1n, 'd'));
+    expect(t.lookup('b')).toBeUndefined();
+    expect(t.lookup('a')?.value).toBe('a');
+
+    const bytes = tier({ maxBytes: 1000 }).t;
+    for (let i = 0; i < 10; i++) fill(bytes, `k${i}`, stored(1n, 'x'.repeat(200)));
+    expect(bytes.bytes).toBeLessThanOrEqual(1000);
+    expect(bytes.size).toBeLessThan(10);
+  });
+
+  it('purgeExpired removes expired entries without any read touching them', () => {
+    const { t, clock } = tier({ ttlMs: 1000 });
+    for (let i = 0; i < 5; i++) fill(t, `k${i}`, stored(1n, 'v'));
+    clock.advance(1001);
+    expect(t.size).toBe(5);
+    expect(t.purgeExpired()).toBe(5);
+    expect(t.size).toBe(0);
+  });
+});
