@@ -1,0 +1,428 @@
+// The Kafka change bus: publishes changes keyed by entry key, gives every subscriber its own consumer group
+// (broadcast), and proves a subscriber current with sync markers. The only module that imports kafkajs, so
+// another Kafka client can replace it here alone.
+import { randomUUID } from 'node:crypto';
+import {
+  Kafka,
+  logLevel,
+  Partitioners,
+  type Admin,
+  type Consumer,
+  type EachBatchPayload,
+  type LogEntry,
+  type Producer,
+} from 'kafkajs';
+import type { Change } from '../domain/entry.js';
+import { log, metrics, reportError, type Logger } from '../observability.js';
+import type { ChangeBus, ChangeHandler, Subscription } from '../ports.js';
+import { decodeBusMessage, encodeChange, encodeSyncMarker, type BusMessage } from './change-codec.js';
+
+export interface KafkaBusOptions {
+  readonly brokers: readonly string[];
+  readonly topic: string;
+  readonly clientId: string;
+  /** A subscription's consumer group is groupPrefix + subscriberId. */
+  readonly groupPrefix: string;
+  /** Used only when the topic has to be created. */
+  readonly partitions?: number;
+  readonly replicationFactor?: number;
+  readonly logger?: Logger;
+  /** How long subscribe() may take to prove the subscription live (group join included). */
+  readonly liveTimeoutMs?: number;
+  /** Pause between sync marker rounds while a sync is incomplete. */
+  readonly syncRoundMs?: number;
+  /**
+   * How long an idle fetch waits on the broker. Closing a subscription waits for the fetch in flight, so
+   * this bounds close(); data (changes, markers) ends the wait at once, so it never delays delivery.
+   */
+  readonly fetchMaxWaitMs?: number;
+}
+
+const published = metrics.counter(
+  'tiercache_bus_published_total',
+  'Messages the Kafka bus produced, by kind (change, sync)',
+);
+const consumed = metrics.counter(
+  'tiercache_bus_consumed_total',
+  'Messages Kafka subscriptions read, by kind (change, sync)',
+);
+const skipped = metrics.counter(
+  'tiercache_bus_skipped_total',
+  'Undecodable messages Kafka subscriptions skipped',
+);
+const handlerErrors = metrics.counter(
+  'tiercache_bus_handler_errors_total',
+  'Change handler calls that failed; delivery went on',
+);
+
+// Kafka protocol error codes: coordinator loading (14), not available (15), not coordinator (16), group not
+// empty (68), group id not found (69).
+const GROUP_ID_NOT_FOUND = 69;
+const GROUP_DELETE_RETRIABLE = new Set([14, 15, 16, 68]);
+const GROUP_DELETE_ATTEMPTS = 5;
+
+/** What a subscription needs from its bus; kept narrow so the bus's own state stays private. */
+interface SubscriptionHost {
+  readonly topic: string;
+  readonly syncRoundMs: number;
+  readonly logger: Logger;
+  partitions(): readonly number[];
+  sendMarkers(subscriber: string, round: number): Promise<void>;
+  deleteGroup(groupId: string): Promise<void>;
+  release(subscriberId: string): void;
+}
+
+export class KafkaBus implements ChangeBus {
+  private readonly subscriptions = new Map<string, KafkaSubscription>();
+  private partitionIds: readonly number[] = [];
+  private closing: Promise<void> | null = null;
+  private readonly host: SubscriptionHost;
+
+  private constructor(
+    private readonly kafka: Kafka,
+    private readonly admin: Admin,
+    private readonly producer: Producer,
+    private readonly options: KafkaBusOptions,
+    private readonly logger: Logger,
+  ) {
+    this.host = {
+      topic: options.topic,
+      syncRoundMs: options.syncRoundMs ?? 500,
+      logger,
+      partitions: () => this.partitionIds,
+      sendMarkers: (subscriber, round) => this.sendMarkers(subscriber, round),
+      deleteGroup: (groupId) => this.deleteGroup(groupId),
+      release: (subscriberId) => this.subscriptions.delete(subscriberId),
+    };
+  }
+
+  /** Connects, creates the topic if it is missing, and learns its partitions. */
+  static async create(options: KafkaBusOptions): Promise<KafkaBus> {
+    const logger = (options.logger ?? log).child({ component: 'kafka-bus', topic: options.topic });
+    const kafka = new Kafka({
+      clientId: options.clientId,
+      brokers: [...options.brokers],
+      logLevel: logLevel.WARN,
+      logCreator: () => (entry) => forwardKafkaLog(logger, entry),
+    });
+    const bus = new KafkaBus(
+      kafka,
+      kafka.admin(),
+      kafka.producer({
+        idempotent: true,
+        maxInFlightRequests: 1,
+        createPartitioner: Partitioners.DefaultPartitioner,
+      }),
+      options,
+      logger,
+    );
+    try {
+      await Promise.all([bus.admin.connect(), bus.producer.connect()]);
+      await bus.ensureTopic();
+    } catch (error) {
+      await bus.disconnectClients();
+      throw error;
+    }
+    return bus;
+  }
+
+  async publish(changes: readonly Change[]): Promise<void> {
+    this.assertOpen();
+    if (changes.length === 0) return;
+    await this.producer.send({
+      topic: this.options.topic,
+      acks: -1,
+      messages: changes.map((change) => ({ key: change.key, value: encodeChange(change) })),
+    });
+    published.inc({ kind: 'change' }, changes.length);
+  }
+
+  async subscribe(subscriberId: string, handler: ChangeHandler): Promise<Subscription> {
+    this.assertOpen();
+    // One id is one consumer group: two members of it would split the feed instead of each getting all.
+    if (this.subscriptions.has(subscriberId))
+      throw new Error(`subscriber ${subscriberId} is already subscribed`);
+    const groupId = this.options.groupPrefix + subscriberId;
+    const consumer = this.kafka.consumer({
+      groupId,
+      allowAutoTopicCreation: false,
+      maxWaitTimeInMs: this.options.fetchMaxWaitMs ?? 1_000,
+    });
+    const subscription = new KafkaSubscription(this.host, subscriberId, groupId, consumer, handler);
+    this.subscriptions.set(subscriberId, subscription);
+    const started = Date.now();
+    try {
+      await subscription.start();
+      await subscription.sync(this.options.liveTimeoutMs ?? 30_000);
+    } catch (error) {
+      await subscription.close();
+      throw new Error(`subscription ${subscriberId} did not become live`, { cause: error });
+    }
+    this.logger.info('subscription live', { subscriber: subscriberId, groupId, ms: Date.now() - started });
+    return subscription;
+  }
+
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      await Promise.all([...this.subscriptions.values()].map((subscription) => subscription.close()));
+      await this.disconnectClients();
+    })();
+    return this.closing;
+  }
+
+  private assertOpen(): void {
+    if (this.closing) throw new Error('KafkaBus is closed');
+  }
+
+  private async ensureTopic(): Promise<void> {
+    const { topic, partitions = 6, replicationFactor = 1 } = this.options;
+    // Returns false when the topic exists, including when another process created it a moment ago.
+    const created = await this.admin.createTopics({
+      waitForLeaders: true,
+      topics: [{ topic, numPartitions: partitions, replicationFactor }],
+    });
+    await this.refreshPartitions();
+    this.logger.info(created ? 'topic created' : 'topic found', { partitions: this.partitionIds.length });
+  }
+
+  // Re-read on every sync round so partitions added to the topic later are covered by the barrier too.
+  private async refreshPartitions(): Promise<void> {
+    const { topics } = await this.admin.fetchTopicMetadata({ topics: [this.options.topic] });
+    const ids = topics
+      .find((t) => t.name === this.options.topic)
+      ?.partitions.map((p) => p.partitionId)
+      .sort((a, b) => a - b);
+    if (!ids?.length) throw new Error(`topic ${this.options.topic} has no partitions`);
+    this.partitionIds = ids;
+  }
+
+  private async sendMarkers(subscriber: string, round: number): Promise<void> {
+    await this.refreshPartitions();
+    const value = encodeSyncMarker({ subscriber, round });
+    await this.producer.send({
+      topic: this.options.topic,
+      acks: -1,
+      messages: this.partitionIds.map((partition) => ({ partition, value })),
+    });
+    published.inc({ kind: 'sync' }, this.partitionIds.length);
+  }
+
+  private async deleteGroup(groupId: string): Promise<void> {
+    for (let attempt = 1; ; attempt += 1) {
+      try {
+        await this.admin.deleteGroups([groupId]);
+        return;
+      } catch (error) {
+        const codes = groupErrorCodes(error);
+        if (codes.length > 0 && codes.every((code) => code === GROUP_ID_NOT_FOUND)) return;
+        // Only a member the coordinator still counts, or a coordinator moving, is worth waiting for; anything
+        // else (broker gone) would only hold up shutdown.
+        const worthWaiting = codes.length > 0 && codes.every((code) => GROUP_DELETE_RETRIABLE.has(code));
+        if (!worthWaiting || attempt >= GROUP_DELETE_ATTEMPTS) {
+          this.logger.warn('could not delete consumer group; the broker will expire it', { groupId, error });
+          return;
+        }
+        await new Promise((resolve) => setTimeout(resolve, 100 * 2 ** attempt));
+      }
+    }
+  }
+
+  private async disconnectClients(): Promise<void> {
+    const results = await Promise.allSettled([this.producer.disconnect(), this.admin.disconnect()]);
+    for (const result of results) {
+      if (result.status === 'rejected') this.logger.warn('disconnect failed', { error: result.reason });
+    }
+  }
+}
+
+class KafkaSubscription implements Subscription {
+  /** Unique per subscription object: a restarted reader with the same id must not count its old markers. */
+  private readonly marker: string;
+  /** Highest own marker round read back, by partition. */
+  private readonly seen = new Map<number, number>();
+  private round = 0;
+  private sending = false;
+  private lastSendError: unknown = undefined;
+  private readonly onProgress = new Set<() => void>();
+  private closed = false;
+  private closing: Promise<void> | null = null;
+  private readonly logger: Logger;
+
+  constructor(
+    private readonly host: SubscriptionHost,
+    private readonly subscriberId: string,
+    private readonly groupId: string,
+    private readonly consumer: Consumer,
+    private readonly handler: ChangeHandler,
+  ) {
+    this.logger = host.logger.child({ subscriber: subscriberId, groupId });
+    this.marker = `${groupId}/${randomUUID()}`;
+  }
+
+  async start(): Promise<void> {
+    this.consumer.on(this.consumer.events.CRASH, ({ payload }) => {
+      if (payload.restart) this.logger.warn('consumer restarting after an error', { error: payload.error });
+      else
+        reportError('kafka-bus', 'consumer stopped after an error', payload.error, { groupId: this.groupId });
+    });
+    await this.consumer.connect();
+    await this.consumer.subscribe({ topics: [this.host.topic], fromBeginning: false });
+    // Offsets are resolved by hand, only once the handler has had the messages, so stopping mid-batch
+    // never marks undelivered messages as done.
+    await this.consumer.run({ eachBatchAutoResolve: false, eachBatch: (payload) => this.consume(payload) });
+  }
+
+  /**
+   * A marker of round n read back on a partition proves that everything appended to it before the marker
+   * has been delivered. A new group resolves 'latest' only at its first fetch, so markers sent before then
+   * can be skipped: rounds repeat until every partition has answered one of this call's rounds (a later
+   * round answers for an earlier one, since each partition is read in order).
+   */
+  async sync(timeoutMs: number): Promise<void> {
+    const first = this.round + 1;
+    const deadline = Date.now() + timeoutMs;
+    let nextRound = 0;
+    for (;;) {
+      if (this.closed) throw new Error(`subscription ${this.subscriberId} is closed`);
+      if (this.host.partitions().every((p) => (this.seen.get(p) ?? 0) >= first)) return;
+      const now = Date.now();
+      if (now >= deadline) {
+        const done = this.host.partitions().filter((p) => (this.seen.get(p) ?? 0) >= first).length;
+        throw new Error(
+          `sync of subscriber ${this.subscriberId} timed out after ${timeoutMs} ms: ` +
+            `${done} of ${this.host.partitions().length} partitions confirmed`,
+          { cause: this.lastSendError },
+        );
+      }
+      if (now >= nextRound) {
+        this.sendRound();
+        nextRound = now + this.host.syncRoundMs;
+      }
+      await this.progressOrTimeout(Math.min(deadline, nextRound) - now);
+    }
+  }
+
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      this.closed = true;
+      for (const wake of [...this.onProgress]) wake();
+      try {
+        await this.consumer.disconnect();
+      } catch (error) {
+        this.logger.warn('consumer disconnect failed', { error });
+      }
+      await this.host.deleteGroup(this.groupId);
+      this.host.release(this.subscriberId);
+    })();
+    return this.closing;
+  }
+
+  // Not awaited by sync(): a send stuck in the client's retries must not hold sync() past its deadline.
+  private sendRound(): void {
+    if (this.sending) return;
+    this.sending = true;
+    this.round += 1;
+    this.host
+      .sendMarkers(this.marker, this.round)
+      .then(() => (this.lastSendError = undefined))
+      .catch((error: unknown) => {
+        this.lastSendError = error;
+        this.logger.warn('sync marker send failed', { error });
+      })
+      .finally(() => (this.sending = false));
+  }
+
+  private progressOrTimeout(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const wake = (): void => {
+        clearTimeout(timer);
+        this.onProgress.delete(wake);
+        resolve();
+      };
+      const timer = setTimeout(wake, ms);
+      this.onProgress.add(wake);
+    });
+  }
+
+  private async consume({
+    batch,
+    resolveOffset,
+    commitOffsetsIfNecessary,
+    uncommittedOffsets,
+    heartbeat,
+    isRunning,
+    isStale,
+  }: EachBatchPayload): Promise<void> {
+    let changes: Change[] = [];
+    let lastOffset: string | null = null;
+    const handOver = async (): Promise<void> => {
+      if (changes.length > 0) await this.deliver(changes);
+      if (lastOffset !== null) resolveOffset(lastOffset);
+      changes = [];
+      lastOffset = null;
+      await heartbeat();
+    };
+    for (const message of batch.messages) {
+      // Unresolved messages are fetched again if consumption resumes, so dropping them here loses nothing.
+      if (this.closed || !isRunning() || isStale()) return;
+      lastOffset = message.offset;
+      let decoded: BusMessage;
+      try {
+        decoded = decodeBusMessage(message.value);
+      } catch (error) {
+        skipped.inc();
+        this.logger.warn('skipped an undecodable message', {
+          partition: batch.partition,
+          offset: message.offset,
+          error,
+        });
+        continue;
+      }
+      consumed.inc({ kind: decoded.kind });
+      if (decoded.kind === 'change') {
+        changes.push(decoded.change);
+      } else if (decoded.subscriber === this.marker) {
+        await handOver();
+        // Committed before it counts: a consumer restarted without a committed offset would resume at
+        // 'latest' and silently skip whatever was published after the barrier said it was live.
+        await commitOffsetsIfNecessary(uncommittedOffsets());
+        if (decoded.round > (this.seen.get(batch.partition) ?? 0)) {
+          this.seen.set(batch.partition, decoded.round);
+        }
+        for (const wake of [...this.onProgress]) wake();
+      }
+    }
+    await handOver();
+  }
+
+  private async deliver(changes: readonly Change[]): Promise<void> {
+    if (this.closed) return;
+    try {
+      await this.handler(changes);
+    } catch (error) {
+      handlerErrors.inc();
+      reportError('kafka-bus', 'change handler failed; delivery goes on', error, {
+        subscriber: this.subscriberId,
+        changes: changes.length,
+      });
+    }
+  }
+}
+
+function forwardKafkaLog(logger: Logger, { level, namespace, log: entry }: LogEntry): void {
+  const { message, timestamp: _timestamp, ...extra } = entry;
+  const context: Record<string, unknown> = { source: 'kafkajs', namespace, ...extra };
+  if (level <= logLevel.ERROR) logger.error(String(message), context);
+  else if (level <= logLevel.WARN) logger.warn(String(message), context);
+  else logger.debug(String(message), context);
+}
+
+/** The per-group error codes of a failed deleteGroups; empty when the failure was not about the group. */
+function groupErrorCodes(error: unknown): number[] {
+  if (!(error instanceof Error) || !('groups' in error) || !Array.isArray(error.groups)) return [];
+  return error.groups.map((group: unknown) =>
+    typeof group === 'object' && group !== null && 'errorCode' in group && typeof group.errorCode === 'number'
+      ? group.errorCode
+      : -1,
+  );
+}

@@ -1,0 +1,121 @@
+// The Store port in process memory, the embedded default: the same packed strings, versions, atomicity and
+// expiry rules as the Redis store, so one contract suite holds for both. Nothing survives the process.
+import { systemClock, type Clock } from '../domain/clock.js';
+import { nextVersion, packEntry, unpackEntry, type StoredEntry } from '../domain/entry.js';
+import type { Committed, Store, WriteOp, WriteOptions } from '../ports.js';
+
+export interface MemoryStoreOptions {
+  readonly clock?: Clock;
+}
+
+interface Slot {
+  /** Exactly what Redis would hold under the key. */
+  readonly packed: string;
+  /** Parsed out once so that expiry checks need not unpack. */
+  readonly expiresAt: number | null;
+}
+
+// Sweeping when the writes since the last sweep reach the live count then makes each sweep pay for itself:
+// O(1) amortised per write, and never more than about twice the live entries (plus this floor) held.
+const MIN_SWEEP_WRITES = 1024;
+
+export class MemoryStore implements Store {
+  private readonly slots = new Map<string, Slot>();
+  private readonly clock: Clock;
+  private lastCommitMicros = 0n;
+  private writesSinceSweep = 0;
+  private sweepAfter = MIN_SWEEP_WRITES;
+  private closed = false;
+
+  constructor(options: MemoryStoreOptions = {}) {
+    this.clock = options.clock ?? systemClock;
+  }
+
+  /** Keys held, expired ones included until a read touches them or a sweep drops them. */
+  get size(): number {
+    return this.slots.size;
+  }
+
+  async write(ops: readonly WriteOp[], options: WriteOptions): Promise<Committed[]> {
+    this.assertOpen();
+    if (ops.length === 0) return [];
+    // Whole ms, as Redis TIME gives: a fraction would not fit the packed header's expiry digits.
+    const now = Math.floor(this.clock.now());
+    // Everything that can fail is checked before the first change, which is what makes a batch atomic here.
+    if (options.ttlMs !== null) checkDuration('ttlMs', options.ttlMs, now);
+    checkDuration('tombstoneTtlMs', options.tombstoneTtlMs, now);
+    const nowMicros = this.commitMicros(now);
+    const committed = ops.map((op): Committed => {
+      const previous = this.live(op.key, now);
+      const version = nextVersion(previous && unpackEntry(previous.packed).version, nowMicros);
+      const value = op.op === 'set' ? op.value : null;
+      const ttl = op.op === 'set' ? options.ttlMs : options.tombstoneTtlMs;
+      const expiresAt = ttl === null ? null : now + ttl;
+      this.slots.set(op.key, { packed: packEntry({ version, value, expiresAt }), expiresAt });
+      return { key: op.key, op: op.op, version, expiresAt };
+    });
+    this.sweepNowAndThen(ops.length, now);
+    return committed;
+  }
+
+  async read(keys: readonly string[]): Promise<(StoredEntry | null)[]> {
+    this.assertOpen();
+    if (keys.length === 0) return [];
+    const now = Math.floor(this.clock.now());
+    return keys.map((key) => {
+      const slot = this.live(key, now);
+      return slot ? unpackEntry(slot.packed) : null;
+    });
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.slots.clear();
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new Error('MemoryStore is closed');
+  }
+
+  /** The slot under `key` unless it has expired, in which case it is dropped, as Redis does on access. */
+  private live(key: string, now: number): Slot | null {
+    const slot = this.slots.get(key);
+    if (!slot) return null;
+    if (isExpired(slot, now)) {
+      this.slots.delete(key);
+      return null;
+    }
+    return slot;
+  }
+
+  /**
+   * Commit time in µs, like Redis TIME: never behind the wall clock, and strictly increasing per batch even
+   * within one ms or when the wall clock steps back, so a key rewritten after its tombstone expired still
+   * gets a newer version.
+   */
+  private commitMicros(now: number): bigint {
+    const wall = BigInt(now) * 1000n;
+    this.lastCommitMicros = wall > this.lastCommitMicros ? wall : this.lastCommitMicros + 1n;
+    return this.lastCommitMicros;
+  }
+
+  private sweepNowAndThen(written: number, now: number): void {
+    this.writesSinceSweep += written;
+    if (this.writesSinceSweep < this.sweepAfter) return;
+    for (const [key, slot] of this.slots) if (isExpired(slot, now)) this.slots.delete(key);
+    this.writesSinceSweep = 0;
+    this.sweepAfter = Math.max(MIN_SWEEP_WRITES, this.slots.size);
+  }
+}
+
+// Redis keeps a key through the ms it expires at and drops it after; matching that keeps the two in step.
+function isExpired(slot: Slot, now: number): boolean {
+  return slot.expiresAt !== null && now > slot.expiresAt;
+}
+
+// The same bounds the Redis script enforces: a whole number of ms, and an expiry that a double holds exactly.
+function checkDuration(name: string, ms: number, now: number): void {
+  if (!Number.isSafeInteger(ms) || ms < 1 || !Number.isSafeInteger(now + ms)) {
+    throw new RangeError(`invalid ${name}: ${ms}`);
+  }
+}

@@ -1,0 +1,183 @@
+// The Store port on Redis, the source of truth: one packed string per key under a prefix, versions assigned
+// by a Lua script in the same atomic step that stores the values, reads answered by a single MGET.
+import { Redis } from 'ioredis';
+import { unpackEntry, type StoredEntry } from '../domain/entry.js';
+import type { Committed, Store, WriteOp, WriteOptions } from '../ports.js';
+
+/**
+ * The write script. It validates everything before its first write because Redis does not roll a script
+ * back when it fails half way: a bad argument or a foreign value found after a SET would leave half a batch.
+ *
+ * KEYS: prefixed keys in op order. ARGV: ttlMs ('' for none), tombstoneTtlMs, then per op its kind ('s' set,
+ * 'd' delete) and value ('' for deletes). Returns, per op, the version and expiresAt ('' for none) as decimal
+ * strings: Lua numbers are doubles, so integers are formatted with '%.0f' (tostring gives 1.7e+15) and kept
+ * below 2^53, where doubles still count in ones.
+ *
+ * With Redis Cluster every key of one script must hash to one slot; cluster support is a later issue.
+ */
+const WRITE_SCRIPT = `
+local EXACT = 9007199254740992
+local n = #KEYS
+if #ARGV ~= 2 + 2 * n then
+  return redis.error_reply('ERR tiercache write: expected ' .. (2 + 2 * n) .. ' arguments, got ' .. #ARGV)
+end
+
+local function count(text)
+  local v = tonumber(text)
+  if v == nil or v < 1 or v >= EXACT or v ~= math.floor(v) then return nil end
+  return v
+end
+local ttl = nil
+if ARGV[1] ~= '' then
+  ttl = count(ARGV[1])
+  if ttl == nil then return redis.error_reply('ERR tiercache write: invalid ttlMs ' .. ARGV[1]) end
+end
+local tombstoneTtl = count(ARGV[2])
+if tombstoneTtl == nil then return redis.error_reply('ERR tiercache write: invalid tombstoneTtlMs ' .. ARGV[2]) end
+
+-- prev[key]: the version the key holds (false when it holds nothing), later the one this batch assigned.
+local prev = {}
+for i = 1, n do
+  local key = KEYS[i]
+  local kind = ARGV[2 * i + 1]
+  if kind ~= 's' and kind ~= 'd' then
+    return redis.error_reply('ERR tiercache write: invalid op kind for key ' .. key)
+  end
+  if prev[key] == nil then
+    -- The header fits in 64 bytes, so a 1 MiB value costs no more to check than a small one.
+    local head = redis.pcall('GETRANGE', key, 0, 63)
+    if type(head) == 'table' then
+      return redis.error_reply('ERR tiercache write: key ' .. key .. ' holds a ' .. redis.call('TYPE', key).ok .. ', not a tiercache entry')
+    end
+    if head == '' and redis.call('EXISTS', key) == 0 then
+      prev[key] = false
+    else
+      local digits = string.match(head, '^[sd](%d+):%d*:')
+      if digits == nil then
+        return redis.error_reply('ERR tiercache write: key ' .. key .. ' holds a string that is not a tiercache entry')
+      end
+      local version = tonumber(digits)
+      if version >= EXACT - 1 then
+        return redis.error_reply('ERR tiercache write: key ' .. key .. ' holds version ' .. digits .. ', too large to count on')
+      end
+      prev[key] = version
+    end
+  end
+end
+
+local time = redis.call('TIME')
+local nowMs = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local nowUs = tonumber(time[1]) * 1000000 + tonumber(time[2])
+if ttl ~= nil and nowMs + ttl >= EXACT then return redis.error_reply('ERR tiercache write: ttlMs too large') end
+if nowMs + tombstoneTtl >= EXACT then return redis.error_reply('ERR tiercache write: tombstoneTtlMs too large') end
+
+local out = {}
+for i = 1, n do
+  local key = KEYS[i]
+  local version = (prev[key] or 0) + 1
+  if nowUs > version then version = nowUs end
+  prev[key] = version
+  local v = string.format('%.0f', version)
+  local expiresAt = ''
+  if ARGV[2 * i + 1] == 's' then
+    if ttl == nil then
+      redis.call('SET', key, 's' .. v .. '::' .. ARGV[2 * i + 2])
+    else
+      expiresAt = string.format('%.0f', nowMs + ttl)
+      redis.call('SET', key, 's' .. v .. ':' .. expiresAt .. ':' .. ARGV[2 * i + 2], 'PX', string.format('%.0f', ttl))
+    end
+  else
+    expiresAt = string.format('%.0f', nowMs + tombstoneTtl)
+    redis.call('SET', key, 'd' .. v .. ':' .. expiresAt .. ':', 'PX', string.format('%.0f', tombstoneTtl))
+  end
+  out[2 * i - 1] = v
+  out[2 * i] = expiresAt
+end
+return out
+`;
+
+// Long and specific so that defining it on a client the caller shares cannot clash with their own scripts.
+const WRITE_COMMAND = 'tiercacheWriteBatch';
+
+/** A client for the store: connects at once, sends each command as it comes (one MGET is one round trip). */
+export function connectRedis(url: string): Redis {
+  return new Redis(url, {
+    lazyConnect: false,
+    enableAutoPipelining: false,
+    connectionName: 'tiercache',
+  });
+}
+
+function isStrings(value: unknown): value is string[] {
+  return Array.isArray(value) && value.every((item) => typeof item === 'string');
+}
+
+export interface RedisStoreOptions {
+  readonly redis: Redis;
+  /** Prepended to every key the store touches, so that several caches (or test runs) share one Redis. */
+  readonly prefix: string;
+  /** true hands the client to the store: close() then quits it. By default the caller owns and quits it. */
+  readonly ownsClient?: boolean;
+}
+
+export class RedisStore implements Store {
+  private readonly redis: Redis;
+  private readonly prefix: string;
+  private readonly ownsClient: boolean;
+
+  constructor(options: RedisStoreOptions) {
+    this.redis = options.redis;
+    this.prefix = options.prefix;
+    this.ownsClient = options.ownsClient ?? false;
+    // ioredis sends the script body once per connection, EVALSHA after that, and EVAL again on NOSCRIPT
+    // (after a SCRIPT FLUSH or a failover).
+    this.redis.defineCommand(WRITE_COMMAND, { lua: WRITE_SCRIPT });
+  }
+
+  async write(ops: readonly WriteOp[], options: WriteOptions): Promise<Committed[]> {
+    if (ops.length === 0) return [];
+    const keys = ops.map((op) => this.prefix + op.key);
+    const args = [options.ttlMs === null ? '' : String(options.ttlMs), String(options.tombstoneTtlMs)];
+    for (const op of ops) args.push(op.op === 'set' ? 's' : 'd', op.op === 'set' ? op.value : '');
+    // defineCommand adds the method at run time; ioredis's types cannot know it.
+    const command: unknown = Reflect.get(this.redis, WRITE_COMMAND);
+    if (typeof command !== 'function') throw new Error(`ioredis did not define ${WRITE_COMMAND}`);
+    const reply: unknown = await Reflect.apply(command, this.redis, [keys.length, keys, args]);
+    if (!isStrings(reply) || reply.length !== 2 * ops.length) {
+      throw new Error(`unexpected reply from the write script: ${JSON.stringify(reply).slice(0, 200)}`);
+    }
+    return ops.map((op, i) => {
+      const expiresAt = reply[2 * i + 1];
+      return {
+        key: op.key,
+        op: op.op,
+        version: BigInt(String(reply[2 * i])),
+        expiresAt: expiresAt ? Number(expiresAt) : null,
+      };
+    });
+  }
+
+  async read(keys: readonly string[]): Promise<(StoredEntry | null)[]> {
+    if (keys.length === 0) return [];
+    const packed = await this.redis.mget(keys.map((key) => this.prefix + key));
+    return packed.map((text, i) => {
+      if (text === null) return null;
+      try {
+        return unpackEntry(text);
+      } catch (error) {
+        // A foreign value under our prefix is a configuration fault: say where, rather than hide the key.
+        throw new Error(`key ${JSON.stringify(this.prefix + keys[i])} does not hold a tiercache entry`, {
+          cause: error,
+        });
+      }
+    });
+  }
+
+  async close(): Promise<void> {
+    if (!this.ownsClient || this.redis.status === 'end') return;
+    // quit() settles on Redis's OK; the socket closes a moment later, and a clean shutdown waits for that.
+    const ended = new Promise((resolve) => this.redis.once('end', resolve));
+    await this.redis.quit();
+    await ended;
+  }
+}

@@ -1,0 +1,121 @@
+// Logging and counting for everything that is not the client's to act on: one JSON line per event on
+// stderr, and process-wide counters and histograms that /metrics renders in Prometheus text format.
+
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
+const ORDER: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
+
+export interface Logger {
+  debug(msg: string, context?: Record<string, unknown>): void;
+  info(msg: string, context?: Record<string, unknown>): void;
+  warn(msg: string, context?: Record<string, unknown>): void;
+  error(msg: string, context?: Record<string, unknown>): void;
+  child(bindings: Record<string, unknown>): Logger;
+}
+
+let threshold: LogLevel = (process.env.LOG_LEVEL as LogLevel | undefined) ?? 'info';
+if (!(threshold in ORDER)) threshold = 'info';
+
+export function setLogLevel(level: LogLevel): void {
+  threshold = level;
+}
+
+function describe(value: unknown): unknown {
+  return value instanceof Error ? { name: value.name, message: value.message, stack: value.stack } : value;
+}
+
+export function createLogger(bindings: Record<string, unknown> = {}): Logger {
+  const write = (level: LogLevel, msg: string, context?: Record<string, unknown>): void => {
+    if (ORDER[level] < ORDER[threshold]) return;
+    const line: Record<string, unknown> = { time: new Date().toISOString(), level, msg, ...bindings };
+    for (const [k, v] of Object.entries(context ?? {})) line[k] = describe(v);
+    process.stderr.write(JSON.stringify(line) + '\n');
+  };
+  return {
+    debug: (msg, context) => write('debug', msg, context),
+    info: (msg, context) => write('info', msg, context),
+    warn: (msg, context) => write('warn', msg, context),
+    error: (msg, context) => write('error', msg, context),
+    child: (more) => createLogger({ ...bindings, ...more }),
+  };
+}
+
+export const log = createLogger();
+
+type Labels = Record<string, string>;
+const labelKey = (labels: Labels): string =>
+  Object.entries(labels)
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([k, v]) => `${k}="${v.replace(/["\\\n]/g, '_')}"`)
+    .join(',');
+
+/** Monotonic counters, one series per label set. */
+export class Counter {
+  private readonly series = new Map<string, number>();
+  constructor(
+    readonly name: string,
+    readonly help: string,
+  ) {}
+  inc(labels: Labels = {}, by = 1): void {
+    const key = labelKey(labels);
+    this.series.set(key, (this.series.get(key) ?? 0) + by);
+  }
+  value(labels: Labels = {}): number {
+    return this.series.get(labelKey(labels)) ?? 0;
+  }
+  render(): string {
+    const lines = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} counter`];
+    for (const [key, v] of this.series) lines.push(`${this.name}${key ? `{${key}}` : ''} ${v}`);
+    return lines.join('\n');
+  }
+}
+
+/** A value that goes up and down, read when /metrics is rendered. */
+export class Gauge {
+  constructor(
+    readonly name: string,
+    readonly help: string,
+    private readonly read: () => number,
+  ) {}
+  render(): string {
+    return [
+      `# HELP ${this.name} ${this.help}`,
+      `# TYPE ${this.name} gauge`,
+      `${this.name} ${this.read()}`,
+    ].join('\n');
+  }
+}
+
+/** The process-wide registry; components register what they count once, at construction. */
+export class Metrics {
+  private readonly counters = new Map<string, Counter>();
+  private readonly gauges = new Map<string, Gauge>();
+  counter(name: string, help: string): Counter {
+    let c = this.counters.get(name);
+    if (!c) this.counters.set(name, (c = new Counter(name, help)));
+    return c;
+  }
+  gauge(name: string, help: string, read: () => number): void {
+    this.gauges.set(name, new Gauge(name, help, read));
+  }
+  render(): string {
+    return [...this.counters.values(), ...this.gauges.values()].map((m) => m.render()).join('\n') + '\n';
+  }
+}
+
+export const metrics = new Metrics();
+
+/** Counts errors that nobody can act on synchronously, with their context logged. */
+export const internalErrors = metrics.counter(
+  'tiercache_internal_errors_total',
+  'Errors logged, by component',
+);
+
+export function reportError(
+  component: string,
+  msg: string,
+  error: unknown,
+  context: Record<string, unknown> = {},
+): void {
+  internalErrors.inc({ component });
+  log.error(msg, { component, error, ...context });
+}

@@ -1,0 +1,64 @@
+// The two interfaces the domain needs from the outside world. Each has a real adapter (Redis, Kafka) and an
+// embedded one (in-memory store, in-process bus); one contract suite per port runs against all of them.
+import type { Change, StoredEntry, Version } from './domain/entry.js';
+
+/** One operation of a write batch, in the order given. */
+export type WriteOp =
+  | { readonly op: 'set'; readonly key: string; readonly value: string }
+  | { readonly op: 'delete'; readonly key: string };
+
+export interface WriteOptions {
+  /** Expiry of the set values, in ms; null for none. Deletes ignore it. */
+  readonly ttlMs: number | null;
+  /** How long a delete's tombstone is kept, in ms. */
+  readonly tombstoneTtlMs: number;
+}
+
+/** What the store committed for one op: the version it assigned and the entry's absolute expiry. */
+export interface Committed {
+  readonly key: string;
+  readonly op: 'set' | 'delete';
+  readonly version: Version;
+  readonly expiresAt: number | null;
+}
+
+/** The source of truth: holds every entry, assigns versions atomically with the write. */
+export interface Store {
+  /**
+   * Applies the whole batch atomically (all or nothing), assigning each op a version greater than any the
+   * key had. A key named twice gets two increasing versions; the last op wins. Results are in op order.
+   */
+  write(ops: readonly WriteOp[], options: WriteOptions): Promise<Committed[]>;
+  /** Reads keys in one round trip; null where the store has nothing (never written, or expired). */
+  read(keys: readonly string[]): Promise<(StoredEntry | null)[]>;
+  close(): Promise<void>;
+}
+
+/**
+ * Receives changes in publish order per key. The bus waits for each call to settle before the next, so a
+ * handler sees one batch at a time; a rejected promise is logged by the bus and delivery goes on.
+ */
+export type ChangeHandler = (changes: readonly Change[]) => Promise<void> | void;
+
+export interface Subscription {
+  /**
+   * A barrier: resolves once every change published (and acknowledged) before this call has been passed to
+   * the handler. This is how a reader proves its feed is current.
+   */
+  sync(timeoutMs: number): Promise<void>;
+  /** Stops delivery and releases what the subscription holds on the broker (e.g. its consumer group). */
+  close(): Promise<void>;
+}
+
+/** Broadcast of committed changes: every subscriber receives every change. */
+export interface ChangeBus {
+  /** Resolves once the bus has durably accepted the changes (for Kafka: acked by all in-sync replicas). */
+  publish(changes: readonly Change[]): Promise<void>;
+  /**
+   * Starts delivering changes published from now on to `handler`. `subscriberId` is stable per reader
+   * instance; two subscriptions never share delivery. Resolves once the subscription is live, i.e. every
+   * change published after the promise resolves will be delivered.
+   */
+  subscribe(subscriberId: string, handler: ChangeHandler): Promise<Subscription>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,205 @@
+// The Store contract, run against every adapter: what the rest of tiercache relies on about versions, atomic
+// batches, tombstones, expiry and exact round trips, whichever store holds the data.
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { StoredEntry } from '../../src/domain/entry.js';
+import type { Committed, Store, WriteOp, WriteOptions } from '../../src/ports.js';
+
+export interface StoreFixture {
+  store: Store;
+  cleanup(): Promise<void>;
+}
+
+const KEEP: WriteOptions = { ttlMs: null, tombstoneTtlMs: 60_000 };
+// Short enough to wait for, long enough that the entry is still there when the test reads it back.
+const SHORT_MS = 150;
+// Stores stamp with their own clock (Redis may run elsewhere): only a coarse agreement is asserted.
+const CLOCK_SLACK_MS = 60_000;
+
+const set = (key: string, value: string): WriteOp => ({ op: 'set', key, value });
+const del = (key: string): WriteOp => ({ op: 'delete', key });
+
+/** Polls instead of sleeping: expiry is the store's business, the test only bounds how long it may take. */
+async function eventuallyGone(store: Store, key: string): Promise<void> {
+  const deadline = Date.now() + 5_000;
+  while ((await store.read([key]))[0] !== null) {
+    if (Date.now() > deadline) throw new Error(`${key} still there after 5 s`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+function expectAboutNowPlus(ms: number, actual: number | null): void {
+  expect(actual).not.toBeNull();
+  expect(Math.abs(Number(actual) - (Date.now() + ms))).toBeLessThan(CLOCK_SLACK_MS);
+}
+
+export function describeStoreContract(name: string, create: () => Promise<StoreFixture>): void {
+  describe(`Store contract: ${name}`, () => {
+    let fixture: StoreFixture;
+    let store: Store;
+    beforeEach(async () => {
+      fixture = await create();
+      store = fixture.store;
+    });
+    afterEach(async () => {
+      await fixture.cleanup();
+    });
+
+    async function writeOne(op: WriteOp, options: WriteOptions = KEEP): Promise<Committed> {
+      const [committed] = await store.write([op], options);
+      if (!committed) throw new Error('write answered nothing for one op');
+      return committed;
+    }
+
+    async function readOne(key: string): Promise<StoredEntry | null> {
+      const [entry] = await store.read([key]);
+      if (entry === undefined) throw new Error('read answered nothing for one key');
+      return entry;
+    }
+
+    it('reads back a set with its version and no expiry', async () => {
+      const committed = await writeOne(set('a', 'one'));
+      expect(committed).toEqual({ key: 'a', op: 'set', version: committed.version, expiresAt: null });
+      expect(await readOne('a')).toEqual({ version: committed.version, value: 'one', expiresAt: null });
+    });
+
+    it('stamps versions with the commit time in µs', async () => {
+      const { version } = await writeOne(set('a', 'one'));
+      const slackMicros = BigInt(CLOCK_SLACK_MS) * 1000n;
+      expect(version).toBeGreaterThan(BigInt(Date.now()) * 1000n - slackMicros);
+      expect(version).toBeLessThan(BigInt(Date.now()) * 1000n + slackMicros);
+    });
+
+    it('gives every write to a key a greater version than the last', async () => {
+      const versions: bigint[] = [];
+      for (const op of [set('a', '1'), set('a', '2'), del('a'), set('a', '3'), set('a', '3')]) {
+        versions.push((await writeOne(op)).version);
+      }
+      for (let i = 1; i < versions.length; i++) expect(versions[i]).toBeGreaterThan(versions[i - 1] ?? 0n);
+    });
+
+    it('versions a key named twice in one batch twice, and the last op wins', async () => {
+      const [first, other, second] = await store.write([set('a', 'x'), set('b', 'y'), set('a', 'z')], KEEP);
+      expect([first?.key, other?.key, second?.key]).toEqual(['a', 'b', 'a']);
+      expect(second?.version).toBeGreaterThan(first?.version ?? 0n);
+      expect(await readOne('a')).toEqual({ version: second?.version, value: 'z', expiresAt: null });
+
+      const [, deleted] = await store.write([set('a', 'again'), del('a')], KEEP);
+      expect(deleted?.op).toBe('delete');
+      expect((await readOne('a'))?.value).toBeNull();
+    });
+
+    it('keeps concurrent batches to one key apart: distinct versions, the newest one stored', async () => {
+      const committed = await Promise.all(
+        Array.from({ length: 20 }, (_, i) => store.write([set('a', `v${i}`), set(`own${i}`, 'x')], KEEP)),
+      );
+      const versions = committed.map((batch) => batch[0]?.version ?? 0n);
+      expect(new Set(versions).size).toBe(versions.length);
+      const newest = versions.reduce((max, v) => (v > max ? v : max));
+      const stored = await readOne('a');
+      expect(stored?.version).toBe(newest);
+      expect(stored?.value).toBe(`v${versions.indexOf(newest)}`);
+    });
+
+    it('answers reads in key order, with null for unknown keys, and repeats duplicates', async () => {
+      const [a, b] = await store.write([set('a', 'A'), set('b', 'B')], KEEP);
+      const entries = await store.read(['b', 'missing', 'a', 'b']);
+      expect(entries).toEqual([
+        { version: b?.version, value: 'B', expiresAt: null },
+        null,
+        { version: a?.version, value: 'A', expiresAt: null },
+        { version: b?.version, value: 'B', expiresAt: null },
+      ]);
+    });
+
+    it('answers an empty read and an empty batch with []', async () => {
+      expect(await store.read([])).toEqual([]);
+      expect(await store.write([], KEEP)).toEqual([]);
+    });
+
+    it('leaves a newer tombstone on delete, gone after tombstoneTtlMs', async () => {
+      const written = await writeOne(set('a', 'one'));
+      const deleted = await writeOne(del('a'), { ttlMs: null, tombstoneTtlMs: SHORT_MS });
+      expect(deleted.op).toBe('delete');
+      expect(deleted.version).toBeGreaterThan(written.version);
+      expectAboutNowPlus(SHORT_MS, deleted.expiresAt);
+      expect(await readOne('a')).toEqual({
+        version: deleted.version,
+        value: null,
+        expiresAt: deleted.expiresAt,
+      });
+      await eventuallyGone(store, 'a');
+    });
+
+    it('leaves a tombstone for a key that never held a value', async () => {
+      const deleted = await writeOne(del('never'));
+      expect((await readOne('never'))?.version).toBe(deleted.version);
+      expect((await readOne('never'))?.value).toBeNull();
+    });
+
+    it('expires a set after ttlMs, with expiresAt about now + ttl', async () => {
+      const committed = await writeOne(set('a', 'one'), { ttlMs: SHORT_MS, tombstoneTtlMs: 60_000 });
+      expectAboutNowPlus(SHORT_MS, committed.expiresAt);
+      expect(await readOne('a')).toEqual({
+        version: committed.version,
+        value: 'one',
+        expiresAt: committed.expiresAt,
+      });
+      await eventuallyGone(store, 'a');
+    });
+
+    it('drops the expiry of a key set again without ttl', async () => {
+      const short = { ttlMs: SHORT_MS, tombstoneTtlMs: 60_000 };
+      await store.write([set('kept', 'first'), set('gone', 'x')], short);
+      await writeOne(set('kept', 'second'));
+      // `gone` shares the first expiry, so once it has expired `kept` would have too.
+      await eventuallyGone(store, 'gone');
+      expect(await readOne('kept')).toMatchObject({ value: 'second', expiresAt: null });
+    });
+
+    it('versions a key written after its tombstone expired above everything before', async () => {
+      await writeOne(set('a', 'one'));
+      const deleted = await writeOne(del('a'), { ttlMs: null, tombstoneTtlMs: SHORT_MS });
+      await eventuallyGone(store, 'a');
+      const rewritten = await writeOne(set('a', 'two'));
+      expect(rewritten.version).toBeGreaterThan(deleted.version);
+    });
+
+    it('round-trips keys and values exactly: separators, empty, unicode, control characters, 1 MiB', async () => {
+      const large = '0123456789:€😀中'.repeat(Math.ceil(2 ** 20 / 20)).slice(0, 2 ** 20);
+      const values: Record<string, string> = {
+        'colons:key': 'a:b::c:',
+        empty: '',
+        'looks-packed': 's123:456:value',
+        '😀 emoji': '😀👍🏽 family 👨‍👩‍👧',
+        中文键: '中文字符，日本語の文字',
+        control: 'line\nbreak\ttab\u0000nul\r\n',
+        large,
+      };
+      const committed = await store.write(
+        Object.entries(values).map(([key, value]) => set(key, value)),
+        KEEP,
+      );
+      const entries = await store.read(Object.keys(values));
+      expect(entries.map((entry) => entry?.value)).toEqual(Object.values(values));
+      expect(entries.map((entry) => entry?.version)).toEqual(committed.map((c) => c.version));
+    });
+
+    it('rejects invalid durations and writes nothing of the batch', async () => {
+      const before = await writeOne(set('a', 'one'));
+      const invalid: WriteOptions[] = [
+        { ttlMs: 0, tombstoneTtlMs: 1_000 },
+        { ttlMs: 1.5, tombstoneTtlMs: 1_000 },
+        { ttlMs: Number.NaN, tombstoneTtlMs: 1_000 },
+        { ttlMs: null, tombstoneTtlMs: -1 },
+        { ttlMs: null, tombstoneTtlMs: Number.POSITIVE_INFINITY },
+      ];
+      for (const options of invalid) {
+        await expect(store.write([del('b'), set('a', 'two')], options)).rejects.toThrow(/ttl/i);
+      }
+      expect(await store.read(['a', 'b'])).toEqual([
+        { version: before.version, value: 'one', expiresAt: null },
+        null,
+      ]);
+    });
+  });
+}

@@ -1,0 +1,158 @@
+// RedisStore on the real Redis: the shared Store contract, then what only Redis can get wrong — foreign
+// values under the prefix, the exact stored format, exact big versions, one MGET per read, who closes.
+import type { Redis } from 'ioredis';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { connectRedis, RedisStore } from '../../src/adapters/redis-store.js';
+import { packEntry } from '../../src/domain/entry.js';
+import type { WriteOp } from '../../src/ports.js';
+import { describeStoreContract } from '../contract/store.contract.js';
+import { redisUrl, uniqueName } from '../support/services.js';
+
+const KEEP = { ttlMs: null, tombstoneTtlMs: 60_000 };
+const set = (key: string, value: string): WriteOp => ({ op: 'set', key, value });
+
+let redis: Redis;
+beforeAll(() => {
+  redis = connectRedis(redisUrl());
+});
+afterAll(async () => {
+  await redis.quit();
+});
+
+/** Removes what a test left under its prefix: entries without a TTL would otherwise outlive the run. */
+async function dropPrefix(prefix: string): Promise<void> {
+  let cursor = '0';
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
+    if (keys.length > 0) await redis.unlink(keys);
+    cursor = next;
+  } while (cursor !== '0');
+}
+
+describeStoreContract('RedisStore', async () => {
+  const prefix = `${uniqueName('store')}:`;
+  return { store: new RedisStore({ redis, prefix }), cleanup: () => dropPrefix(prefix) };
+});
+
+describe('RedisStore on Redis', () => {
+  let prefix: string;
+  let store: RedisStore;
+  beforeEach(() => {
+    prefix = `${uniqueName('redis-store')}:`;
+    store = new RedisStore({ redis, prefix });
+  });
+  afterEach(async () => {
+    await dropPrefix(prefix);
+  });
+
+  const foreign: [string, (key: string) => Promise<unknown>][] = [
+    ['a plain string', (key) => redis.set(key, 'hello')],
+    ['an empty string', (key) => redis.set(key, '')],
+    ['a string with half a header', (key) => redis.set(key, 's123:no second colon')],
+    ['a version beyond 2^53', (key) => redis.set(key, 's9007199254740992::x')],
+    ['a hash', (key) => redis.hset(key, 'field', 'value')],
+    ['a list', (key) => redis.rpush(key, 'item')],
+  ];
+  it.each(foreign)('rejects a whole batch naming a key that holds %s', async (_, plant) => {
+    const before = await store.write([set('a', 'A'), set('c', 'C')], KEEP);
+    await plant(prefix + 'foreign');
+    const planted = await redis.dumpBuffer(prefix + 'foreign');
+
+    // The foreign key comes after other ops, so a script that wrote as it checked would have written them.
+    const batch: WriteOp[] = [
+      set('a', 'A2'),
+      { op: 'delete', key: 'c' },
+      set('fresh', 'F'),
+      set('foreign', 'x'),
+    ];
+    await expect(store.write(batch, KEEP)).rejects.toThrow(`${prefix}foreign`);
+
+    expect(await store.read(['a', 'c', 'fresh'])).toEqual([
+      { version: before[0]?.version, value: 'A', expiresAt: null },
+      { version: before[1]?.version, value: 'C', expiresAt: null },
+      null,
+    ]);
+    expect(await redis.dumpBuffer(prefix + 'foreign')).toEqual(planted);
+  });
+
+  it('refuses to read a foreign string rather than hide it, naming the key', async () => {
+    await redis.set(prefix + 'foreign', 'hello');
+    await expect(store.read(['foreign'])).rejects.toThrow(`${prefix}foreign`);
+  });
+
+  it('stores exactly the packed format under the prefixed key, with Redis expiry to match', async () => {
+    const [kept, expiring, deleted] = await Promise.all([
+      store.write([set('kept', 'a:b')], KEEP),
+      store.write([set('expiring', '😀')], { ttlMs: 60_000, tombstoneTtlMs: 60_000 }),
+      store.write([{ op: 'delete', key: 'deleted' }], { ttlMs: null, tombstoneTtlMs: 30_000 }),
+    ]).then((batches) => batches.map(([committed]) => committed));
+
+    const stored = await redis.mget(prefix + 'kept', prefix + 'expiring', prefix + 'deleted');
+    expect(stored).toEqual([
+      packEntry({ version: kept?.version ?? 0n, value: 'a:b', expiresAt: null }),
+      packEntry({ version: expiring?.version ?? 0n, value: '😀', expiresAt: expiring?.expiresAt ?? null }),
+      packEntry({ version: deleted?.version ?? 0n, value: null, expiresAt: deleted?.expiresAt ?? null }),
+    ]);
+    expect(await redis.pttl(prefix + 'kept')).toBe(-1);
+    expect(await redis.pttl(prefix + 'expiring')).toBeGreaterThan(30_000);
+    expect(await redis.pttl(prefix + 'deleted')).toBeGreaterThan(0);
+    expect(await redis.pttl(prefix + 'deleted')).toBeLessThanOrEqual(30_000);
+  });
+
+  it('carries a stored version far above the clock forward by exactly one', async () => {
+    // Above 2^52 a double still counts in ones but prints as 4.5e+15 unless formatted with care.
+    await redis.set(prefix + 'a', 's4503599627370497::old');
+    const [committed] = await store.write([set('a', 'new')], KEEP);
+    expect(committed?.version).toBe(4503599627370498n);
+    expect(await redis.get(prefix + 'a')).toBe('s4503599627370498::new');
+  });
+
+  it('reads 500 keys with exactly one MGET', async () => {
+    // Counted on the server, not in the client: MONITOR reports every command Redis runs together with the
+    // address of the connection that sent it, so a read() that looped over GETs or split its MGET fails here,
+    // and commands from test files running in parallel against the same Redis are told apart by address.
+    // (INFO commandstats is server-wide, and wrapping ioredis methods would miss what it does underneath.)
+    const client = connectRedis(redisUrl());
+    const measured = new RedisStore({ redis: client, prefix, ownsClient: true });
+    const keys = Array.from({ length: 500 }, (_, i) => `k${i}`);
+    await measured.write(
+      keys.map((key) => set(key, `value of ${key}`)),
+      KEEP,
+    );
+    const address = /\baddr=(\S+)/.exec(await client.client('INFO'))?.[1];
+    expect(address).toBeDefined();
+
+    const monitor = await redis.monitor();
+    const sent: string[][] = [];
+    const marker = uniqueName('end-of-read');
+    const markerSeen = new Promise<void>((resolve) => {
+      monitor.on('monitor', (_time: unknown, args: unknown, source: unknown) => {
+        if (source !== address || !Array.isArray(args)) return;
+        const command = args.map(String);
+        if (command[1] === marker) resolve();
+        else sent.push(command);
+      });
+    });
+    try {
+      const entries = await measured.read(keys);
+      // Commands from one connection reach MONITOR in order: once the marker is seen, the read is complete.
+      await client.echo(marker);
+      await markerSeen;
+      expect(entries.map((entry) => entry?.value)).toEqual(keys.map((key) => `value of ${key}`));
+      expect(sent).toEqual([['mget', ...keys.map((key) => prefix + key)]]);
+    } finally {
+      monitor.disconnect();
+      await measured.close();
+    }
+  });
+
+  it('quits the client on close() only when it owns it', async () => {
+    const client = connectRedis(redisUrl());
+    await new RedisStore({ redis: client, prefix }).close();
+    expect(await client.ping()).toBe('PONG');
+    const owner = new RedisStore({ redis: client, prefix, ownsClient: true });
+    await owner.close();
+    expect(client.status).toBe('end');
+    await owner.close();
+  });
+});
