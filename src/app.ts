@@ -1,0 +1,162 @@
+// Assembles one process from its configuration: the store and bus adapters (real or embedded), the roles
+// asked for, and the HTTP server; and takes them down again in order.
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Config } from './config.js';
+import type { Limits } from './domain/limits.js';
+import { createHttpServer } from './http/server.js';
+import { log } from './observability.js';
+import type { ChangeBus, Store } from './ports.js';
+import { Reader } from './reader/reader.js';
+import { Announcer } from './writer/announcer.js';
+import { Writer } from './writer/writer.js';
+import { MemoryStore } from './adapters/memory-store.js';
+import { LocalBus } from './adapters/local-bus.js';
+import { connectRedis, RedisStore } from './adapters/redis-store.js';
+import { KafkaBus } from './adapters/kafka-bus.js';
+
+export interface App {
+  readonly url: string;
+  readonly reader: Reader | null;
+  readonly writer: Writer | null;
+  readonly embedded: boolean;
+  close(): Promise<void>;
+}
+
+export function limitsOf(config: Config): Limits {
+  return {
+    maxReadKeys: config.maxReadKeys,
+    maxWriteEntries: config.maxWriteEntries,
+    maxKeyBytes: config.maxKeyBytes,
+    maxValueBytes: config.maxValueBytes,
+    maxTtlSeconds: config.maxTtlSeconds,
+  };
+}
+
+async function connectBackends(
+  config: Config,
+): Promise<{ store: Store; bus: ChangeBus; close(): Promise<void> }> {
+  let store: Store;
+  let closeRedis = async (): Promise<void> => undefined;
+  if (config.redisUrl) {
+    const redis = connectRedis(config.redisUrl);
+    store = new RedisStore({ redis, prefix: config.redisKeyPrefix });
+    closeRedis = async () => void (await redis.quit());
+  } else {
+    store = new MemoryStore();
+  }
+  const bus: ChangeBus = config.kafkaBrokers
+    ? await KafkaBus.create({
+        brokers: config.kafkaBrokers,
+        topic: config.kafkaTopic,
+        clientId: `${config.kafkaClientId}-${config.instanceId}`,
+        groupPrefix: config.kafkaGroupPrefix,
+        partitions: config.kafkaPartitions,
+        replicationFactor: config.kafkaReplicationFactor,
+      })
+    : new LocalBus();
+  return {
+    store,
+    bus,
+    close: async () => {
+      await bus.close();
+      await store.close();
+      await closeRedis();
+    },
+  };
+}
+
+export async function startApp(config: Config): Promise<App> {
+  const embedded = !config.redisUrl && !config.kafkaBrokers;
+  if (!config.redisUrl !== !config.kafkaBrokers) {
+    throw new Error(
+      'REDIS_URL and KAFKA_BROKERS go together: set both (real services) or neither (embedded)',
+    );
+  }
+  if (embedded && config.mode !== 'all') {
+    throw new Error(
+      `--mode=${config.mode} needs REDIS_URL and KAFKA_BROKERS: embedded backends live in one process`,
+    );
+  }
+  if (embedded) {
+    log.warn(
+      'EMBEDDED MODE: in-memory store and in-process bus; nothing is durable and nothing is shared between processes',
+    );
+  }
+  const backends = await connectBackends(config);
+  const limits = limitsOf(config);
+  const reader =
+    config.mode === 'writer'
+      ? null
+      : await Reader.start(backends.store, backends.bus, {
+          instanceId: config.instanceId,
+          memory: {
+            maxEntries: config.memoryMaxEntries,
+            maxBytes: config.memoryMaxBytes,
+            ttlMs: config.memoryTtlMs,
+            negativeTtlMs: config.negativeTtlMs,
+          },
+          maxBatch: config.mgetChunkSize,
+          purgeIntervalMs: config.purgeIntervalMs,
+          feed: { syncIntervalMs: config.feedSyncIntervalMs, maxLagMs: config.feedMaxLagMs },
+        });
+  const announcer =
+    config.mode === 'reader'
+      ? null
+      : new Announcer(backends.bus, {
+          maxBatch: 500,
+          maxBatchBytes: 512 * 1024,
+          retryDelayMs: 100,
+          maxRetryDelayMs: 5000,
+        });
+  const writer = announcer
+    ? new Writer(backends.store, announcer, {
+        limits,
+        tombstoneTtlMs: config.tombstoneTtlMs,
+        inlineValueMaxBytes: config.inlineValueMaxBytes,
+      })
+    : null;
+
+  const server = createHttpServer({
+    roles: { reader, writer },
+    limits,
+    maxRequestBytes: config.maxRequestBytes,
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(config.port, config.host, resolve);
+  });
+  const { port } = server.address() as AddressInfo;
+  const host = config.host.includes(':') ? `[${config.host}]` : config.host;
+  const url = `http://${host}:${port}/graphql`;
+  log.info('tiercache listening', {
+    url,
+    mode: config.mode,
+    instanceId: config.instanceId,
+    store: config.redisUrl ? 'redis' : 'embedded',
+    bus: config.kafkaBrokers ? 'kafka' : 'embedded',
+  });
+
+  return {
+    url,
+    reader,
+    writer,
+    embedded,
+    close: async () => {
+      await closeServer(server);
+      // Stop taking writes first, then give the announcer a moment to hand over what was committed.
+      await announcer?.close(10_000);
+      await reader?.close();
+      await backends.close();
+    },
+  };
+}
+
+function closeServer(server: Server): Promise<void> {
+  return new Promise((resolve) => {
+    server.close(() => resolve());
+    server.closeIdleConnections();
+    // Streams (subscriptions) would hold close() forever.
+    setTimeout(() => server.closeAllConnections(), 2000).unref();
+  });
+}

@@ -1,0 +1,23 @@
+// What every resolver receives: the roles this process serves and the request's own loaders.
+import DataLoader from 'dataloader';
+import type { ReadResult, Reader } from '../reader/reader.js';
+import type { Writer } from '../writer/writer.js';
+
+export interface Roles {
+  reader: Reader | null;
+  writer: Writer | null;
+}
+
+export interface RequestContext extends Roles {
+  /** Per request: every key of every field and alias of the operation, de-duplicated, in one batch. */
+  loaders: { cached: DataLoader<string, ReadResult>; fresh: DataLoader<string, ReadResult> };
+}
+
+export function createLoaders(reader: Reader | null): RequestContext['loaders'] {
+  const make = (fresh: boolean): DataLoader<string, ReadResult> =>
+    new DataLoader<string, ReadResult>(async (keys) => {
+      if (!reader) throw new Error('not a reader');
+      return reader.read(keys, fresh);
+    });
+  return { cached: make(false), fresh: make(true) };
+}

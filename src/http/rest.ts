@@ -1,0 +1,77 @@
+// REST compatibility for the seed's clients: GET /read?keys=a,b,c and POST /write, in the seed's JSON
+// shapes, served by the same loaders and the same write path as GraphQL.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { checkRead, InvalidInput, type Limits } from '../domain/limits.js';
+import { createLoaders, type Roles } from '../graphql/context.js';
+import { toClientError } from '../graphql/errors.js';
+
+const STATUS: Record<string, number> = { BAD_USER_INPUT: 400, WRONG_ROLE: 404, UNAVAILABLE: 503 };
+
+export function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(text),
+  });
+  res.end(text);
+}
+
+function sendError(res: ServerResponse, error: unknown, operation: string): void {
+  const gqlError = toClientError(error, operation);
+  const code = String(gqlError.extensions.code ?? 'UNAVAILABLE');
+  sendJson(res, STATUS[code] ?? 500, { error: gqlError.message, code });
+}
+
+export async function handleRead(url: URL, res: ServerResponse, roles: Roles, limits: Limits): Promise<void> {
+  try {
+    if (!roles.reader) throw new InvalidInput('this process is a writer; read from a reader', 'keys');
+    const param = url.searchParams.get('keys');
+    if (param === null) throw new InvalidInput('keys: missing, e.g. /read?keys=a,b,c', 'keys');
+    const keys = param.split(',');
+    checkRead(keys, limits);
+    const results = await createLoaders(roles.reader).cached.loadMany(keys);
+    const items = results.map((r) => {
+      if (r instanceof Error) throw r;
+      return { key: r.key, value: r.value, source: r.origin, exists: r.value !== null };
+    });
+    sendJson(res, 200, { items });
+  } catch (error) {
+    sendError(res, error, 'read');
+  }
+}
+
+export async function handleWrite(req: IncomingMessage, res: ServerResponse, roles: Roles): Promise<void> {
+  try {
+    if (!roles.writer) throw new InvalidInput('this process is a reader; write to a writer', 'items');
+    const body = await readJson(req);
+    const items = (body as { items?: unknown } | null)?.items;
+    if (!Array.isArray(items))
+      throw new InvalidInput('body: expected {"items":[{"key":…,"value":…}]}', 'items');
+    const entries = items.map((item: unknown, i) => {
+      const { key, value } = (item ?? {}) as { key?: unknown; value?: unknown };
+      if (typeof key !== 'string' || typeof value !== 'string') {
+        throw new InvalidInput(`items[${i}]: key and value must be strings`, `items[${i}]`);
+      }
+      return { key, value };
+    });
+    const ttl = (body as { ttlSeconds?: unknown }).ttlSeconds;
+    if (ttl !== undefined && typeof ttl !== 'number')
+      throw new InvalidInput('ttlSeconds: must be a number', 'ttlSeconds');
+    const committed = await roles.writer.setValues(entries, ttl ?? null);
+    sendJson(res, 200, {
+      items: committed.map(({ key, version }) => ({ key, version: version.toString() })),
+    });
+  } catch (error) {
+    sendError(res, error, 'write');
+  }
+}
+
+async function readJson(req: IncomingMessage): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of req) chunks.push(chunk as Buffer);
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
+  } catch {
+    throw new InvalidInput('body: not valid JSON', 'body');
+  }
+}

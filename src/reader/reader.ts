@@ -1,0 +1,182 @@
+// The read side of one process: answers keys from the memory tier, coalesces the misses of every request
+// into batched store reads, and keeps the tier current from the change feed.
+import { Batcher } from '../domain/batcher.js';
+import type { Change, StoredEntry, Version } from '../domain/entry.js';
+import { systemClock, type Clock } from '../domain/clock.js';
+import { MemoryTier, type Lookup } from '../domain/memory-tier.js';
+import { log, metrics, reportError } from '../observability.js';
+import type { ChangeBus, Store, Subscription } from '../ports.js';
+import { FeedMonitor } from './feed-monitor.js';
+
+/** One key's answer, as the API layers present it. */
+export interface ReadResult {
+  readonly key: string;
+  readonly value: string | null;
+  readonly version: Version | null;
+  /** Where the answer came from (for an absent key too: a remembered absence, or the store's). */
+  readonly origin: 'memory' | 'redis';
+}
+
+export interface ReaderOptions {
+  /** Stable per reader instance: names its subscription (its consumer group) on the bus. */
+  instanceId: string;
+  memory: { maxEntries: number; maxBytes: number; ttlMs: number; negativeTtlMs: number };
+  /** Most keys in one store read. */
+  maxBatch: number;
+  purgeIntervalMs: number;
+  feed: { syncIntervalMs: number; maxLagMs: number };
+  clock?: Clock;
+}
+
+const reads = metrics.counter(
+  'tiercache_reader_keys_total',
+  'Keys answered by readers, by origin and whether the key exists',
+);
+const storeReads = metrics.counter(
+  'tiercache_reader_store_reads_total',
+  'Batched store reads (one Redis MGET each)',
+);
+const storeKeys = metrics.counter(
+  'tiercache_reader_store_read_keys_total',
+  'Keys fetched by batched store reads',
+);
+const applied = metrics.counter(
+  'tiercache_reader_changes_applied_total',
+  'Changes from the feed applied to the memory tier',
+);
+const feedTrust = metrics.counter(
+  'tiercache_reader_feed_trust_changes_total',
+  'Times the memory tier was cleared because feed trust changed',
+);
+
+export class Reader {
+  readonly tier: MemoryTier;
+  readonly batcher: Batcher<StoredEntry | null, Lookup>;
+  private readonly monitor: FeedMonitor;
+  private subscription: Subscription | null = null;
+  private purgeTimer: NodeJS.Timeout | null = null;
+  private trustedBefore = false;
+  private readonly changeListeners = new Set<(changes: readonly Change[]) => void>();
+
+  private constructor(
+    private readonly store: Store,
+    private readonly bus: ChangeBus,
+    private readonly options: ReaderOptions,
+  ) {
+    const clock = options.clock ?? systemClock;
+    this.tier = new MemoryTier({ ...options.memory, clock });
+    this.batcher = new Batcher<StoredEntry | null, Lookup>(
+      {
+        fetch: (keys) => {
+          storeReads.inc();
+          storeKeys.inc({}, keys.length);
+          return this.store.read(keys);
+        },
+        queued: (key) => this.tier.watch(key),
+        settle: (key, stored) =>
+          this.trusted()
+            ? this.tier.settle(key, stored)
+            : (this.tier.abandon(key),
+              { value: stored?.value ?? null, version: stored?.version ?? null, origin: 'store' }),
+        failed: (key) => this.tier.abandon(key),
+      },
+      { maxBatch: options.maxBatch },
+    );
+    this.monitor = new FeedMonitor((timeoutMs) => this.requireSubscription().sync(timeoutMs), {
+      intervalMs: options.feed.syncIntervalMs,
+      maxLagMs: options.feed.maxLagMs,
+      clock,
+    });
+    metrics.gauge('tiercache_reader_memory_entries', 'Entries in the memory tier', () => this.tier.size);
+    metrics.gauge('tiercache_reader_memory_bytes', 'Bytes counted in the memory tier', () => this.tier.bytes);
+    metrics.gauge('tiercache_reader_feed_lag_ms', 'Age of the last proof that the feed is current', () =>
+      Math.min(this.monitor.lagMs, Number.MAX_SAFE_INTEGER),
+    );
+  }
+
+  /** Subscribes to the feed and resolves once it is live, so the memory tier can be trusted from the start. */
+  static async start(store: Store, bus: ChangeBus, options: ReaderOptions): Promise<Reader> {
+    const reader = new Reader(store, bus, options);
+    const clock = options.clock ?? systemClock;
+    const startedAt = clock.now();
+    reader.subscription = await bus.subscribe(options.instanceId, (changes) => reader.onChanges(changes));
+    reader.monitor.proven(startedAt);
+    reader.monitor.start();
+    reader.purgeTimer = setInterval(() => {
+      const purged = reader.tier.purgeExpired();
+      if (purged > 0) log.debug('purged expired memory entries', { purged });
+    }, options.purgeIntervalMs);
+    reader.purgeTimer.unref();
+    return reader;
+  }
+
+  /** Whether the feed is proven current, i.e. the memory tier is in use. */
+  get feedCurrent(): boolean {
+    return this.trusted();
+  }
+
+  /**
+   * Answers keys in order. The memory tier answers what it holds (unless `fresh`, or the feed is not proven
+   * current); the rest joins the batcher.
+   */
+  async read(keys: readonly string[], fresh: boolean): Promise<ReadResult[]> {
+    const useMemory = !fresh && this.trusted();
+    const lookups = await Promise.all(
+      keys.map((key) => (useMemory ? this.tier.lookup(key) : undefined) ?? this.batcher.load(key, fresh)),
+    );
+    return lookups.map((lookup, i) => {
+      const origin = lookup.origin === 'memory' ? 'memory' : 'redis';
+      reads.inc({ origin, exists: String(lookup.value !== null) });
+      return { key: keys[i] as string, value: lookup.value, version: lookup.version, origin };
+    });
+  }
+
+  /** Called with every batch of changes this reader applied, in feed order (for subscriptions). */
+  onApplied(listener: (changes: readonly Change[]) => void): () => void {
+    this.changeListeners.add(listener);
+    return () => this.changeListeners.delete(listener);
+  }
+
+  async close(): Promise<void> {
+    if (this.purgeTimer) clearInterval(this.purgeTimer);
+    await this.monitor.stop();
+    await this.subscription?.close();
+    this.subscription = null;
+  }
+
+  private onChanges(changes: readonly Change[]): void {
+    if (this.trusted()) for (const change of changes) this.tier.apply(change);
+    applied.inc({}, changes.length);
+    for (const listener of this.changeListeners) {
+      try {
+        listener(changes);
+      } catch (error) {
+        reportError('reader', 'change listener failed', error);
+      }
+    }
+  }
+
+  /**
+   * The memory tier is used only while the feed is proven current. Any change of that state clears it: on
+   * losing trust, what it holds may already be stale; on regaining it, changes may have been missed.
+   */
+  private trusted(): boolean {
+    const now = this.monitor.current;
+    if (now !== this.trustedBefore) {
+      this.tier.clear();
+      this.trustedBefore = now;
+      feedTrust.inc();
+      if (now) log.info('change feed current: memory tier in use');
+      else
+        log.warn('change feed not proven current: memory tier cleared, reading from the store', {
+          lagMs: this.monitor.lagMs,
+        });
+    }
+    return now;
+  }
+
+  private requireSubscription(): Subscription {
+    if (!this.subscription) throw new Error('reader is not subscribed');
+    return this.subscription;
+  }
+}

@@ -1,0 +1,60 @@
+// The write side: validates a whole batch, commits it to the store (versions assigned atomically there),
+// answers, and hands the committed changes to the announcer.
+import { utf8Bytes, type Change } from '../domain/entry.js';
+import { checkDelete, checkWrite, type Limits } from '../domain/limits.js';
+import { metrics } from '../observability.js';
+import type { Committed, Store, WriteOp } from '../ports.js';
+import type { Announcer } from './announcer.js';
+
+export interface WriterOptions {
+  limits: Limits;
+  /** How long a delete's tombstone stays in the store. */
+  tombstoneTtlMs: number;
+  /** Values larger than this travel as invalidations (version only); readers then refetch. */
+  inlineValueMaxBytes: number;
+}
+
+const written = metrics.counter('tiercache_writer_ops_total', 'Committed write operations, by op');
+
+export class Writer {
+  constructor(
+    private readonly store: Store,
+    private readonly announcer: Announcer,
+    private readonly options: WriterOptions,
+  ) {}
+
+  /** Stores all entries or none; throws InvalidInput before touching the store if any entry is invalid. */
+  async setValues(
+    entries: readonly { key: string; value: string }[],
+    ttlSeconds: number | null,
+  ): Promise<Committed[]> {
+    checkWrite(entries, ttlSeconds, this.options.limits);
+    const ops: WriteOp[] = entries.map(({ key, value }) => ({ op: 'set', key, value }));
+    return this.commit(ops, ttlSeconds === null ? null : ttlSeconds * 1000);
+  }
+
+  /** Deletes all keys or none, leaving versioned tombstones. */
+  async deleteValues(keys: readonly string[]): Promise<Committed[]> {
+    checkDelete(keys, this.options.limits);
+    return this.commit(
+      keys.map((key) => ({ op: 'delete', key })),
+      null,
+    );
+  }
+
+  private async commit(ops: WriteOp[], ttlMs: number | null): Promise<Committed[]> {
+    if (ops.length === 0) return [];
+    const committed = await this.store.write(ops, { ttlMs, tombstoneTtlMs: this.options.tombstoneTtlMs });
+    written.inc({ op: ops[0]?.op ?? 'set' }, ops.length);
+    this.announcer.announce(committed.map((c, i) => this.toChange(c, ops[i] as WriteOp)));
+    return committed;
+  }
+
+  private toChange(committed: Committed, op: WriteOp): Change {
+    const { key, version, expiresAt } = committed;
+    if (op.op === 'delete') return { op: 'delete', key, version };
+    if (utf8Bytes(op.value) > this.options.inlineValueMaxBytes)
+      return { op: 'invalidate', key, version, expiresAt };
+    return { op: 'set', key, version, value: op.value, expiresAt };
+  }
+}
