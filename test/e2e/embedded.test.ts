@@ -1,0 +1,183 @@
+// `npm start` with no REDIS_URL / KAFKA_BROKERS: one process, embedded store and bus, saying so first.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { graphql, startTiercache, type RunningTiercache } from '../support/processes.js';
+
+let app: RunningTiercache;
+
+beforeAll(async () => {
+  app = await startTiercache([], { REDIS_URL: '', KAFKA_BROKERS: '' });
+}, 60_000);
+
+afterAll(async () => {
+  await app?.stop();
+});
+
+describe('the embedded default', () => {
+  it('says in its first log line that it is embedded and not durable', () => {
+    const first = JSON.parse(app.output().split('\n')[0]!) as { msg: string };
+    expect(first.msg).toMatch(/EMBEDDED MODE.*nothing is durable/);
+  });
+
+  it('serves writes, reads from memory after the feed applied them, deletes, and health', async () => {
+    const set = await graphql<{ setValues: { written: { key: string; version: string }[] } }>(
+      app.base,
+      `
+        mutation {
+          setValues(entries: [{ key: "a", value: "1" }, { key: "a", value: "2" }]) {
+            written {
+              key
+              version
+            }
+          }
+        }
+      `,
+    );
+    const [first, second] = set.data!.setValues.written;
+    expect(BigInt(second!.version)).toBeGreaterThan(BigInt(first!.version));
+    const read = await graphql<{ values: { value: string; source: string; version: string }[] }>(
+      app.base,
+      `
+        {
+          values(keys: ["a", "a", "none"]) {
+            value
+            source
+            version
+          }
+        }
+      `,
+    );
+    expect(read.data!.values).toEqual([
+      { value: '2', source: 'MEMORY', version: second!.version },
+      { value: '2', source: 'MEMORY', version: second!.version },
+      { value: null, source: 'NONE', version: null },
+    ]);
+    await graphql(
+      app.base,
+      `
+        mutation {
+          deleteValues(keys: ["a"]) {
+            written {
+              key
+            }
+          }
+        }
+      `,
+    );
+    const gone = await graphql<{ value: { exists: boolean } }>(
+      app.base,
+      `
+        {
+          value(key: "a") {
+            exists
+          }
+        }
+      `,
+    );
+    expect(gone.data!.value.exists).toBe(false);
+    const health = await graphql<{ health: unknown }>(
+      app.base,
+      `
+        {
+          health {
+            ok
+            roles
+            feedCurrent
+          }
+        }
+      `,
+    );
+    expect(health.data!.health).toEqual({ ok: true, roles: ['reader', 'writer'], feedCurrent: true });
+  });
+
+  it('rejects an invalid batch whole, naming the entry, and writes nothing', async () => {
+    const res = await graphql(
+      app.base,
+      `
+        mutation ($e: [EntryInput!]!) {
+          setValues(entries: $e) {
+            written {
+              key
+            }
+          }
+        }
+      `,
+      {
+        e: [
+          { key: 'ok', value: 'x' },
+          { key: 'k'.repeat(1025), value: 'y' },
+        ],
+      },
+    );
+    expect(res.errors?.[0]?.extensions).toMatchObject({ code: 'BAD_USER_INPUT', argument: 'entries[1].key' });
+    const read = await graphql<{ value: { exists: boolean } }>(
+      app.base,
+      `
+        {
+          value(key: "ok") {
+            exists
+          }
+        }
+      `,
+    );
+    expect(read.data!.value.exists).toBe(false);
+  });
+
+  it('enforces the read and write limits with BAD_USER_INPUT and keeps serving', async () => {
+    const keys = Array.from({ length: 1001 }, (_, i) => `k${i}`);
+    const tooMany = await graphql(
+      app.base,
+      `
+        query ($k: [String!]!) {
+          values(keys: $k) {
+            key
+          }
+        }
+      `,
+      { k: keys },
+    );
+    expect(tooMany.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
+    const big = await graphql(
+      app.base,
+      `
+        mutation ($v: String!) {
+          setValues(entries: [{ key: "big", value: $v }]) {
+            written {
+              key
+            }
+          }
+        }
+      `,
+      {
+        v: 'x'.repeat(1024 * 1024 + 1),
+      },
+    );
+    expect(big.errors?.[0]?.extensions).toMatchObject({
+      code: 'BAD_USER_INPUT',
+      argument: 'entries[0].value',
+    });
+    const ttl = await graphql(
+      app.base,
+      `
+        mutation {
+          setValues(entries: [{ key: "t", value: "v" }], ttlSeconds: 0) {
+            written {
+              key
+            }
+          }
+        }
+      `,
+    );
+    expect(ttl.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
+    const ok = await graphql<{ health: { ok: boolean } }>(
+      app.base,
+      `
+        {
+          health {
+            ok
+          }
+        }
+      `,
+    );
+    expect(ok.data!.health.ok).toBe(true);
+  });
+});

@@ -1,0 +1,176 @@
+// One writer and two readers as separate processes on the real Redis and Kafka: a write reaches both
+// readers' memory tiers through the feed, a delete too, and the seed's REST routes keep their shapes.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { graphql, eventually, startTiercache, type RunningTiercache } from '../support/processes.js';
+import { kafkaBrokers, redisUrl, uniqueName } from '../support/services.js';
+
+const READ = `query($keys: [String!]!) { values(keys: $keys) { key value exists source version } }`;
+const SET = `mutation($entries: [EntryInput!]!, $ttl: Int) { setValues(entries: $entries, ttlSeconds: $ttl) { written { key version } } }`;
+const DELETE = `mutation($keys: [String!]!) { deleteValues(keys: $keys) { written { key version } } }`;
+
+interface Entry {
+  key: string;
+  value: string | null;
+  exists: boolean;
+  source: 'MEMORY' | 'REDIS' | 'NONE';
+  version: string | null;
+}
+
+let writer: RunningTiercache;
+let readers: RunningTiercache[];
+
+async function read(base: string, keys: string[]): Promise<Entry[]> {
+  const res = await graphql<{ values: Entry[] }>(base, READ, { keys });
+  if (!res.data) throw new Error(JSON.stringify(res.errors));
+  return res.data.values;
+}
+
+beforeAll(async () => {
+  const env = {
+    REDIS_URL: redisUrl(),
+    KAFKA_BROKERS: kafkaBrokers().join(','),
+    KAFKA_TOPIC: uniqueName('e2e'),
+    REDIS_KEY_PREFIX: `${uniqueName('e2e')}:`,
+    // Long enough that a remembered absence can only turn into a value through the feed.
+    NEGATIVE_TTL_MS: '120000',
+    FEED_SYNC_INTERVAL_MS: '200',
+  };
+  writer = await startTiercache(['--mode=writer'], env);
+  readers = await Promise.all(
+    ['a', 'b'].map((id) =>
+      startTiercache(['--mode=reader', `--instance-id=${uniqueName(`reader-${id}`)}`], env),
+    ),
+  );
+  for (const r of readers) {
+    await eventually('reader ready', async () =>
+      (await fetch(`${r.base}/ready`)).status === 200 ? true : undefined,
+    );
+  }
+}, 120_000);
+
+afterAll(async () => {
+  await Promise.all([writer, ...(readers ?? [])].filter(Boolean).map((p) => p.stop()));
+});
+
+describe('a writer and two reader processes', () => {
+  it('propagate a write into both readers’ memory tiers through Kafka', async () => {
+    const keys = ['alpha', 'beta'];
+    // Both readers first learn that the keys are absent, and remember it in memory.
+    for (const r of readers) {
+      expect(await read(r.base, keys)).toEqual(
+        keys.map((key) => ({ key, value: null, exists: false, source: 'NONE', version: null })),
+      );
+    }
+    const res = await graphql<{ setValues: { written: { key: string; version: string }[] } }>(
+      writer.base,
+      SET,
+      {
+        entries: [
+          { key: 'alpha', value: 'one' },
+          { key: 'beta', value: 'two' },
+        ],
+      },
+    );
+    const versions = res.data!.setValues.written.map((w) => w.version);
+    expect(versions.every((v) => /^\d+$/.test(v))).toBe(true);
+    // Only the feed can turn a remembered absence into a value answered from MEMORY.
+    for (const r of readers) {
+      const entries = await eventually('the write in memory', async () => {
+        const e = await read(r.base, keys);
+        return e.every((x) => x.source === 'MEMORY' && x.exists) ? e : undefined;
+      });
+      expect(entries).toEqual([
+        { key: 'alpha', value: 'one', exists: true, source: 'MEMORY', version: versions[0] },
+        { key: 'beta', value: 'two', exists: true, source: 'MEMORY', version: versions[1] },
+      ]);
+    }
+  });
+
+  it('propagate a delete as a versioned tombstone to both readers', async () => {
+    await graphql(writer.base, SET, { entries: [{ key: 'gamma', value: 'soon gone' }] });
+    for (const r of readers) {
+      await eventually('gamma in memory', async () =>
+        (await read(r.base, ['gamma']))[0]?.source === 'MEMORY' ? true : undefined,
+      );
+    }
+    const res = await graphql<{ deleteValues: { written: { version: string }[] } }>(writer.base, DELETE, {
+      keys: ['gamma'],
+    });
+    const version = res.data!.deleteValues.written[0]!.version;
+    for (const r of readers) {
+      const [entry] = await eventually('the delete', async () => {
+        const e = await read(r.base, ['gamma']);
+        return e[0]?.version === version ? e : undefined;
+      });
+      expect(entry).toEqual({ key: 'gamma', value: null, exists: false, source: 'NONE', version });
+      // The seed's REST route says where the answer came from: the tombstone in memory.
+      const rest = (await (await fetch(`${r.base}/read?keys=gamma`)).json()) as unknown;
+      expect(rest).toEqual({ items: [{ key: 'gamma', value: null, source: 'memory', exists: false }] });
+    }
+  });
+
+  it('serve the seed’s REST shapes from the same write path and loaders', async () => {
+    const body = JSON.stringify({
+      items: [
+        { key: 'rest-1', value: 'r1' },
+        { key: 'rest-2', value: 'r2' },
+      ],
+    });
+    const written = await fetch(`${writer.base}/write`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body,
+    });
+    expect(written.status).toBe(200);
+    const { items } = (await written.json()) as { items: { key: string; version: string }[] };
+    expect(items.map((i) => i.key)).toEqual(['rest-1', 'rest-2']);
+    for (const [i, r] of readers.entries()) {
+      const got = await eventually('REST read from memory', async () => {
+        const res = (await (await fetch(`${r.base}/read?keys=rest-1,rest-2`)).json()) as {
+          items: { source: string }[];
+        };
+        return res.items.every((item) => item.source === 'memory') ? res : undefined;
+      });
+      expect(got).toEqual({
+        items: [
+          { key: 'rest-1', value: 'r1', source: 'memory', exists: true },
+          { key: 'rest-2', value: 'r2', source: 'memory', exists: true },
+        ],
+      });
+      // A key this reader never saw: Redis says it is absent; asked again, the remembered absence answers.
+      const absent = `rest-none-${i}`;
+      for (const source of ['redis', 'memory']) {
+        expect(await (await fetch(`${r.base}/read?keys=${absent}`)).json()).toEqual({
+          items: [{ key: absent, value: null, source, exists: false }],
+        });
+      }
+    }
+    const bad = await fetch(`${writer.base}/write`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{"items":[{"key":""}]}',
+    });
+    expect(bad.status).toBe(400);
+    expect(await bad.json()).toMatchObject({ code: 'BAD_USER_INPUT' });
+  });
+
+  it('answer fresh reads from Redis, and refuse the wrong role with WRONG_ROLE', async () => {
+    await graphql(writer.base, SET, { entries: [{ key: 'fresh-key', value: 'v' }] });
+    const fresh = await graphql<{ values: Entry[] }>(
+      readers[0]!.base,
+      `
+        {
+          values(keys: ["fresh-key"], fresh: true) {
+            value
+            source
+          }
+        }
+      `,
+    );
+    expect(fresh.data!.values).toEqual([{ value: 'v', source: 'REDIS' }]);
+    const onWriter = await graphql(writer.base, READ, { keys: ['x'] });
+    expect(onWriter.errors?.[0]?.extensions?.code).toBe('WRONG_ROLE');
+    const onReader = await graphql(readers[0]!.base, SET, { entries: [{ key: 'x', value: 'y' }] });
+    expect(onReader.errors?.[0]?.extensions?.code).toBe('WRONG_ROLE');
+  });
+});
