@@ -85,10 +85,51 @@ export class Gauge {
   }
 }
 
+/** Observations counted into cumulative buckets (Prometheus histogram); quantiles come from the buckets. */
+export class Histogram {
+  private readonly counts: number[];
+  private sum = 0;
+  private count = 0;
+  constructor(
+    readonly name: string,
+    readonly help: string,
+    /** Upper bounds, ascending. */
+    readonly buckets: readonly number[],
+  ) {
+    this.counts = buckets.map(() => 0);
+  }
+  observe(value: number): void {
+    this.sum += value;
+    this.count++;
+    const i = this.buckets.findIndex((bound) => value <= bound);
+    if (i >= 0) this.counts[i] = (this.counts[i] ?? 0) + 1;
+  }
+  render(): string {
+    const lines = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} histogram`];
+    let cumulative = 0;
+    this.buckets.forEach((bound, i) => {
+      cumulative += this.counts[i] ?? 0;
+      lines.push(`${this.name}_bucket{le="${bound}"} ${cumulative}`);
+    });
+    lines.push(
+      `${this.name}_bucket{le="+Inf"} ${this.count}`,
+      `${this.name}_sum ${this.sum}`,
+      `${this.name}_count ${this.count}`,
+    );
+    return lines.join('\n');
+  }
+}
+
 /** The process-wide registry; components register what they count once, at construction. */
 export class Metrics {
   private readonly counters = new Map<string, Counter>();
   private readonly gauges = new Map<string, Gauge>();
+  private readonly histograms = new Map<string, Histogram>();
+  histogram(name: string, help: string, buckets: readonly number[]): Histogram {
+    let h = this.histograms.get(name);
+    if (!h) this.histograms.set(name, (h = new Histogram(name, help, buckets)));
+    return h;
+  }
   counter(name: string, help: string): Counter {
     let c = this.counters.get(name);
     if (!c) this.counters.set(name, (c = new Counter(name, help)));
@@ -98,7 +139,11 @@ export class Metrics {
     this.gauges.set(name, new Gauge(name, help, read));
   }
   render(): string {
-    return [...this.counters.values(), ...this.gauges.values()].map((m) => m.render()).join('\n') + '\n';
+    return (
+      [...this.counters.values(), ...this.gauges.values(), ...this.histograms.values()]
+        .map((m) => m.render())
+        .join('\n') + '\n'
+    );
   }
 }
 

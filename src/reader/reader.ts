@@ -44,6 +44,16 @@ const applied = metrics.counter(
   'tiercache_reader_changes_applied_total',
   'Changes from the feed applied to the memory tier',
 );
+// Commit to applied, from the version (commit time in µs on the Redis server's clock) to this reader's
+// clock: exact on one machine, off by the clock skew across machines.
+const propagation = metrics.histogram(
+  'tiercache_reader_propagation_ms',
+  'Milliseconds from a change’s commit in the store to its application by this reader',
+  [
+    0.5, 1, 2, 3, 4, 5, 6, 8, 10, 12, 15, 20, 25, 30, 40, 50, 75, 100, 150, 200, 300, 500, 1000, 2000, 5000,
+    10000,
+  ],
+);
 const feedTrust = metrics.counter(
   'tiercache_reader_feed_trust_changes_total',
   'Times the memory tier was cleared because feed trust changed',
@@ -147,6 +157,9 @@ export class Reader {
   private onChanges(changes: readonly Change[]): void {
     if (this.trusted()) for (const change of changes) this.tier.apply(change);
     applied.inc({}, changes.length);
+    // Sub-millisecond wall clock: Date.now() alone would round every sample to whole ms.
+    const nowMicros = (performance.timeOrigin + performance.now()) * 1000;
+    for (const change of changes) propagation.observe((nowMicros - Number(change.version)) / 1000);
     for (const listener of this.changeListeners) {
       try {
         listener(changes);
