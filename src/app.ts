@@ -36,15 +36,13 @@ export function limitsOf(config: Config): Limits {
 async function connectBackends(
   config: Config,
 ): Promise<{ store: Store; bus: ChangeBus; close(): Promise<void> }> {
-  let store: Store;
-  let closeRedis = async (): Promise<void> => undefined;
-  if (config.redisUrl) {
-    const redis = connectRedis(config.redisUrl);
-    store = new RedisStore({ redis, prefix: config.redisKeyPrefix });
-    closeRedis = async () => void (await redis.quit());
-  } else {
-    store = new MemoryStore();
-  }
+  const store: Store = config.redisUrl
+    ? new RedisStore({
+        redis: connectRedis(config.redisUrl),
+        prefix: config.redisKeyPrefix,
+        ownsClient: true,
+      })
+    : new MemoryStore();
   const bus: ChangeBus = config.kafkaBrokers
     ? await KafkaBus.create({
         brokers: config.kafkaBrokers,
@@ -61,7 +59,6 @@ async function connectBackends(
     close: async () => {
       await bus.close();
       await store.close();
-      await closeRedis();
     },
   };
 }

@@ -1,5 +1,6 @@
 // One writer and two readers as separate processes on the real Redis and Kafka: a write reaches both
 // readers' memory tiers through the feed, a delete too, and the seed's REST routes keep their shapes.
+import { Kafka, logLevel } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { graphql, eventually, startTiercache, type RunningTiercache } from '../support/processes.js';
 import { kafkaBrokers, redisUrl, uniqueName } from '../support/services.js';
@@ -18,6 +19,7 @@ interface Entry {
 
 let writer: RunningTiercache;
 let readers: RunningTiercache[];
+const readerIds = [uniqueName('reader-a'), uniqueName('reader-b')];
 
 async function read(base: string, keys: string[]): Promise<Entry[]> {
   const res = await graphql<{ values: Entry[] }>(base, READ, { keys });
@@ -34,12 +36,11 @@ beforeAll(async () => {
     // Long enough that a remembered absence can only turn into a value through the feed.
     NEGATIVE_TTL_MS: '120000',
     FEED_SYNC_INTERVAL_MS: '200',
+    KAFKA_INLINE_VALUE_MAX_BYTES: '1024',
   };
   writer = await startTiercache(['--mode=writer'], env);
   readers = await Promise.all(
-    ['a', 'b'].map((id) =>
-      startTiercache(['--mode=reader', `--instance-id=${uniqueName(`reader-${id}`)}`], env),
-    ),
+    readerIds.map((id) => startTiercache(['--mode=reader', `--instance-id=${id}`], env)),
   );
   for (const r of readers) {
     await eventually('reader ready', async () =>
@@ -172,5 +173,66 @@ describe('a writer and two reader processes', () => {
     expect(onWriter.errors?.[0]?.extensions?.code).toBe('WRONG_ROLE');
     const onReader = await graphql(readers[0]!.base, SET, { entries: [{ key: 'x', value: 'y' }] });
     expect(onReader.errors?.[0]?.extensions?.code).toBe('WRONG_ROLE');
+  });
+
+  it('expire a value with ttlSeconds in Redis and in every memory tier', async () => {
+    await graphql(writer.base, SET, { entries: [{ key: 'short-lived', value: 'v' }], ttl: 1 });
+    for (const r of readers) {
+      await eventually('short-lived in memory', async () =>
+        (await read(r.base, ['short-lived']))[0]?.source === 'MEMORY' ? true : undefined,
+      );
+    }
+    // Within seconds, not at the memory tier's own TTL (five minutes): the Redis expiry travelled with it.
+    for (const r of readers) {
+      await eventually(
+        'short-lived to expire',
+        async () => ((await read(r.base, ['short-lived']))[0]?.exists === false ? true : undefined),
+        5000,
+      );
+    }
+  });
+
+  it('send a value too large for the feed as an invalidation: readers drop it and refetch the new value', async () => {
+    const big = 'x'.repeat(4096);
+    await graphql(writer.base, SET, { entries: [{ key: 'large', value: 'small' }] });
+    for (const r of readers) {
+      await eventually('small value in memory', async () =>
+        (await read(r.base, ['large']))[0]?.value === 'small' ? true : undefined,
+      );
+    }
+    const res = await graphql<{ setValues: { written: { version: string }[] } }>(writer.base, SET, {
+      entries: [{ key: 'large', value: big }],
+    });
+    const version = res.data!.setValues.written[0]!.version;
+    for (const r of readers) {
+      const [first] = await eventually('the large value', async () => {
+        const e = await read(r.base, ['large']);
+        return e[0]?.version === version ? e : undefined;
+      });
+      // It did not travel: the first answer after the invalidation comes from Redis, then memory has it.
+      expect(first).toMatchObject({ value: big, source: 'REDIS' });
+      expect((await read(r.base, ['large']))[0]).toMatchObject({ value: big, source: 'MEMORY', version });
+    }
+  });
+
+  it('a reader stopped cleanly removes its consumer group', async () => {
+    const admin = new Kafka({
+      clientId: 'e2e-admin',
+      brokers: kafkaBrokers(),
+      logLevel: logLevel.NOTHING,
+    }).admin();
+    await admin.connect();
+    try {
+      const groupOf = (id: string) => `tiercache.reader.${id}`;
+      const before = (await admin.listGroups()).groups.map((g) => g.groupId);
+      expect(before).toEqual(expect.arrayContaining(readerIds.map(groupOf)));
+      await readers[1]!.stop();
+      expect(readers[1]!.process.exitCode).toBe(0);
+      const after = (await admin.listGroups()).groups.map((g) => g.groupId);
+      expect(after).toContain(groupOf(readerIds[0]!));
+      expect(after).not.toContain(groupOf(readerIds[1]!));
+    } finally {
+      await admin.disconnect();
+    }
   });
 });

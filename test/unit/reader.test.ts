@@ -1,0 +1,135 @@
+// The reader on the embedded adapters (which pass the same contract suites as Redis and Kafka), with an
+// injected clock: bounded staleness, fresh reads and the write → feed → memory path, without sleeping.
+import { afterEach, describe, expect, it } from 'vitest';
+import { LocalBus } from '../../src/adapters/local-bus.js';
+import { MemoryStore } from '../../src/adapters/memory-store.js';
+import type { ChangeBus, ChangeHandler, Subscription } from '../../src/ports.js';
+import { Reader } from '../../src/reader/reader.js';
+import { Announcer } from '../../src/writer/announcer.js';
+import { Writer } from '../../src/writer/writer.js';
+
+/** A LocalBus whose sync barrier can be made to hang, as when the broker is unreachable. */
+class StallableBus implements ChangeBus {
+  readonly inner = new LocalBus();
+  stalled = false;
+  publish = this.inner.publish.bind(this.inner);
+  close = this.inner.close.bind(this.inner);
+  async subscribe(id: string, handler: ChangeHandler): Promise<Subscription> {
+    const sub = await this.inner.subscribe(id, handler);
+    return {
+      sync: (timeoutMs) => (this.stalled ? new Promise(() => undefined) : sub.sync(timeoutMs)),
+      close: () => sub.close(),
+    };
+  }
+}
+
+const limits = {
+  maxReadKeys: 1000,
+  maxWriteEntries: 1000,
+  maxKeyBytes: 1024,
+  maxValueBytes: 1 << 20,
+  maxTtlSeconds: 3600,
+};
+let now = 1_800_000_000_000;
+const clock = { now: () => now };
+const open: { close(): Promise<unknown> }[] = [];
+
+async function setup() {
+  const store = new MemoryStore({ clock });
+  const bus = new StallableBus();
+  const reader = await Reader.start(store, bus, {
+    instanceId: 'r1',
+    memory: { maxEntries: 1000, maxBytes: 1 << 20, ttlMs: 60_000, negativeTtlMs: 60_000 },
+    maxBatch: 100,
+    purgeIntervalMs: 60_000,
+    feed: { syncIntervalMs: 1_000_000, maxLagMs: 5000 },
+    clock,
+  });
+  const announcer = new Announcer(bus, {
+    maxBatch: 100,
+    maxBatchBytes: 1 << 20,
+    retryDelayMs: 1,
+    maxRetryDelayMs: 10,
+  });
+  const writer = new Writer(store, announcer, { limits, tombstoneTtlMs: 60_000, inlineValueMaxBytes: 8 });
+  open.push(reader, bus);
+  /** Writes through the writer and resolves once the reader has applied the announcement. */
+  const write = async (key: string, value: string) => {
+    let stop = (): void => undefined;
+    const applied = new Promise<void>((resolve) => {
+      stop = reader.onApplied((changes) => changes.some((c) => c.key === key) && resolve());
+    });
+    const [committed] = await writer.setValues([{ key, value }], null);
+    await applied;
+    stop();
+    return committed!;
+  };
+  return { store, bus, reader, writer, write };
+}
+
+afterEach(async () => {
+  for (const o of open.splice(0)) await o.close();
+});
+
+describe('Reader', () => {
+  it('answers from the store, then from memory, and follows announced writes in memory', async () => {
+    const { reader, write } = await setup();
+    expect((await reader.read(['k'], false))[0]).toEqual({
+      key: 'k',
+      value: null,
+      version: null,
+      origin: 'redis',
+    });
+    expect((await reader.read(['k'], false))[0]).toMatchObject({ value: null, origin: 'memory' });
+    const v1 = await write('k', 'v1');
+    expect((await reader.read(['k'], false))[0]).toEqual({
+      key: 'k',
+      value: 'v1',
+      version: v1.version,
+      origin: 'memory',
+    });
+    const v2 = await write('k', 'v2');
+    expect(v2.version).toBeGreaterThan(v1.version);
+    expect((await reader.read(['k'], false))[0]).toEqual({
+      key: 'k',
+      value: 'v2',
+      version: v2.version,
+      origin: 'memory',
+    });
+  });
+
+  it('turns a value too large to travel into a miss that refetches the new value', async () => {
+    const { reader, write } = await setup();
+    await write('big', 'small');
+    expect((await reader.read(['big'], false))[0]).toMatchObject({ value: 'small', origin: 'memory' });
+    await write('big', 'much larger than eight bytes');
+    expect((await reader.read(['big'], false))[0]).toMatchObject({
+      value: 'much larger than eight bytes',
+      origin: 'redis',
+    });
+    expect((await reader.read(['big'], false))[0]).toMatchObject({ origin: 'memory' });
+  });
+
+  it('fresh reads skip memory', async () => {
+    const { reader, write } = await setup();
+    await write('k', 'v');
+    expect((await reader.read(['k'], false))[0]?.origin).toBe('memory');
+    expect((await reader.read(['k'], true))[0]?.origin).toBe('redis');
+  });
+
+  it('stops trusting memory when the feed cannot be proven current, and clears it', async () => {
+    const { reader, write, bus, store } = await setup();
+    await write('k', 'v1');
+    expect((await reader.read(['k'], false))[0]?.origin).toBe('memory');
+    expect(reader.feedCurrent).toBe(true);
+    bus.stalled = true;
+    now += 5001;
+    expect(reader.feedCurrent).toBe(false);
+    expect(reader.tier.size).toBe(0);
+    // Meanwhile a write whose announcement never arrives: the reader must not serve the old value.
+    await store.write([{ op: 'set', key: 'k', value: 'v2' }], { ttlMs: null, tombstoneTtlMs: 1000 });
+    expect((await reader.read(['k'], false))[0]).toMatchObject({ value: 'v2', origin: 'redis' });
+    expect((await reader.read(['k'], false))[0]).toMatchObject({ value: 'v2', origin: 'redis' });
+    expect(reader.tier.size).toBe(0);
+  });
+});
