@@ -2,6 +2,7 @@
 // by a Lua script in the same atomic step that stores the values, reads answered by a single MGET.
 import { Redis } from 'ioredis';
 import { unpackEntry, type StoredEntry } from '../domain/entry.js';
+import { log, metrics } from '../observability.js';
 import type { Committed, Store, WriteOp, WriteOptions } from '../ports.js';
 
 /**
@@ -96,16 +97,40 @@ end
 return out
 `;
 
+const connectionErrors = metrics.counter(
+  'tiercache_redis_connection_errors_total',
+  'Errors on Redis connections',
+);
+
 // Long and specific so that defining it on a client the caller shares cannot clash with their own scripts.
 const WRITE_COMMAND = 'tiercacheWriteBatch';
 
-/** A client for the store: connects at once, sends each command as it comes (one MGET is one round trip). */
+/**
+ * A client for the store: connects at once, sends each command as it comes (one MGET is one round trip).
+ * While Redis is unreachable a command is retried over a few reconnections (~0.3 s) and then fails, so a
+ * request answers UNAVAILABLE instead of hanging; the client keeps reconnecting in the background.
+ */
 export function connectRedis(url: string): Redis {
-  return new Redis(url, {
+  const redis = new Redis(url, {
     lazyConnect: false,
     enableAutoPipelining: false,
     connectionName: 'tiercache',
+    maxRetriesPerRequest: 3,
+    connectTimeout: 2000,
   });
+  // One line when the connection is lost and one when it is back, rather than one per reconnection attempt;
+  // the commands that fail meanwhile are reported by their callers.
+  let healthy = true;
+  redis.on('error', (error: Error) => {
+    connectionErrors.inc();
+    if (healthy) log.warn('redis connection lost; reconnecting', { error: error.message });
+    healthy = false;
+  });
+  redis.on('ready', () => {
+    if (!healthy) log.info('redis connection back');
+    healthy = true;
+  });
+  return redis;
 }
 
 function isStrings(value: unknown): value is string[] {

@@ -114,4 +114,34 @@ describe('read batching, counted on the Redis server', () => {
     expect(answers.every((a) => a.data?.value.exists === false)).toBe(true);
     expect((await commandCalls(redis, 'mget')) - before).toBe(1);
   });
+
+  it('answers UNAVAILABLE without crashing while Redis is down, and memory still answers', async () => {
+    redis.disconnect();
+    await redisServer.stop();
+    const res = await graphql(
+      reader.base,
+      `
+        {
+          values(keys: ["never-cached-1", "never-cached-2"]) {
+            value
+          }
+        }
+      `,
+    );
+    expect(res.errors?.[0]?.extensions?.code).toBe('UNAVAILABLE');
+    expect(res.errors?.[0]?.message).not.toMatch(/ECONNREFUSED|redis/i);
+    // Keys still in memory are answered; the reader itself stays up.
+    const hot = await graphql<{ values: { source: string }[] }>(
+      reader.base,
+      `
+        {
+          values(keys: ["k1"]) {
+            source
+          }
+        }
+      `,
+    );
+    expect(hot.data?.values).toEqual([{ source: 'MEMORY' }]);
+    expect(reader.process.exitCode).toBeNull();
+  });
 });
