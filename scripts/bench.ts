@@ -1,0 +1,334 @@
+// `npm run bench`: measures tiercache's reads and change propagation on real processes, real Redis and
+// real Kafka, each figure against a baseline taken in the same run, and prints and saves the summary
+// (.services/bench-latest.json). docs/benchmarks.md explains every section and keeps measured figures.
+//
+//   npm run bench -- --duration=10 --connections=50 --writes=1000
+import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Redis } from 'ioredis';
+import { Kafka, logLevel } from 'kafkajs';
+import { servicesDown, servicesUp } from './services.js';
+import { eventually } from '../test/support/processes.js';
+import { setValues, valueOf, waitAllApplied, waitInMemory } from './bench/api.js';
+import { closeClient, request } from './bench/http.js';
+import { startTiercache, stopAll, type Started } from './bench/processes.js';
+import { measurePropagation } from './bench/propagation.js';
+import { freshReads, hotReads, type ReadSetup } from './bench/reads.js';
+import { render, type Conditions, type Report } from './bench/report.js';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const OUTPUT = path.join(ROOT, '.services', 'bench-latest.json');
+// tiercache's default, written down here because the run reports it and sets it explicitly.
+const KAFKA_PARTITIONS = 6;
+
+interface Options {
+  duration: number;
+  warmup: number;
+  connections: number;
+  keys: number;
+  valueBytes: number;
+  redisRequests: number;
+  writes: number;
+  writers: number;
+  tracked: number;
+  build: boolean;
+}
+
+const DEFAULTS: Options = {
+  duration: 10,
+  warmup: 5,
+  connections: 50,
+  keys: 10,
+  valueBytes: 100,
+  redisRequests: 100_000,
+  writes: 1000,
+  writers: 4,
+  tracked: 200,
+  build: true,
+};
+
+// Bounds keep a run short and loopback-friendly whatever is asked: the default run takes about 2 minutes.
+const LIMITS: Record<Exclude<keyof Options, 'build'>, [number, number, string]> = {
+  duration: [1, 60, 'seconds of each measured load run'],
+  warmup: [0, 30, 'seconds of unmeasured load before each run'],
+  connections: [1, 500, 'concurrent keep-alive connections (and redis-benchmark clients)'],
+  keys: [1, 100, 'keys per read'],
+  valueBytes: [1, 65_536, 'bytes per value'],
+  redisRequests: [1000, 2_000_000, 'MGETs redis-benchmark sends'],
+  writes: [10, 20_000, "single-entry writes for the readers' propagation histograms"],
+  writers: [1, 32, 'writers writing at once in that phase'],
+  tracked: [0, 2000, 'further writes, one at a time, each polled for on both readers'],
+};
+
+const USAGE = `usage: npm run bench -- [--name=value ...]\n${Object.entries(LIMITS)
+  .map(
+    ([name, [min, max, help]]) =>
+      `  --${flag(name)}=N  ${help} (${min}..${max}, default ${DEFAULTS[name as keyof Options]})`,
+  )
+  .join('\n')}\n  --no-build  use dist/ as it is\n`;
+
+function flag(name: string): string {
+  return name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+}
+
+function parseOptions(argv: readonly string[]): Options {
+  const options = { ...DEFAULTS };
+  for (const arg of argv) {
+    if (arg === '--help' || arg === '-h') {
+      process.stdout.write(USAGE);
+      process.exit(0);
+    }
+    if (arg === '--no-build') {
+      options.build = false;
+      continue;
+    }
+    const match = /^--([a-z-]+)=(\d+)$/.exec(arg);
+    const name = Object.keys(LIMITS).find((n) => flag(n) === match?.[1]) as keyof typeof LIMITS | undefined;
+    const [min, max] = name ? LIMITS[name] : [0, 0];
+    const value = Number(match?.[2]);
+    if (!name || value < min || value > max) throw new Error(`bad argument ${arg}\n${USAGE}`);
+    options[name] = value;
+  }
+  return options;
+}
+
+function log(message: string): void {
+  // stdout carries only the summary.
+  process.stderr.write(`[bench] ${message}\n`);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+
+interface Run {
+  id: string;
+  /** REDIS_URL and KAFKA_BROKERS came from the environment: their versions may be anyone's. */
+  servicesGiven: boolean;
+  /** servicesUp() started them, so the run stops them at its end. */
+  servicesStarted: boolean;
+  env: Record<string, string>;
+  redisUrl: string;
+  kafkaBrokers: string;
+  prefix: string;
+  topic: string;
+}
+
+async function main(options: Options): Promise<void> {
+  const given = Boolean(process.env.REDIS_URL && process.env.KAFKA_BROKERS);
+  const services = await servicesUp();
+  const id = `${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`;
+  const run: Run = {
+    id,
+    servicesGiven: given,
+    servicesStarted: services.started,
+    redisUrl: services.redisUrl,
+    kafkaBrokers: services.kafkaBrokers,
+    prefix: `bench:${id}:`,
+    topic: `tiercache.bench.${id}`,
+    env: {
+      REDIS_URL: services.redisUrl,
+      KAFKA_BROKERS: services.kafkaBrokers,
+      KAFKA_TOPIC: `tiercache.bench.${id}`,
+      KAFKA_PARTITIONS: String(KAFKA_PARTITIONS),
+      REDIS_KEY_PREFIX: `bench:${id}:`,
+      // The listening line is logged at info; nothing is logged per request at that level.
+      LOG_LEVEL: 'info',
+    },
+  };
+  onSignal(() => tearDown(run));
+  let report: Omit<Report, 'leftoverPids'> | undefined;
+  let failure: unknown;
+  try {
+    report = await measure(run, options);
+  } catch (error) {
+    failure = error;
+  }
+  const leftoverPids = await tearDown(run);
+  if (failure !== undefined) throw failure;
+  if (!report) return;
+  const full: Report = { ...report, leftoverPids };
+  full.conditions.loadAverage.end = os.loadavg();
+  fs.mkdirSync(path.dirname(OUTPUT), { recursive: true });
+  fs.writeFileSync(OUTPUT, `${JSON.stringify({ options, ...full }, null, 2)}\n`);
+  process.stdout.write(render(full));
+  log(`wrote ${path.relative(ROOT, OUTPUT)}`);
+  if (leftoverPids.length > 0) process.exitCode = 1;
+}
+
+async function measure(run: Run, o: Options): Promise<Omit<Report, 'leftoverPids'>> {
+  const loadStart = os.loadavg();
+  if (o.build) {
+    log('building dist/ (npm run build)');
+    const build = spawnSync('npm', ['run', 'build', '--silent'], { cwd: ROOT, stdio: ['ignore', 2, 2] });
+    if (build.status !== 0) throw new Error('npm run build failed (output above)');
+  }
+
+  log(`starting a writer and two readers (topic ${run.topic}, key prefix ${run.prefix})`);
+  const writer = await startTiercache('writer', ['--mode=writer'], run.env);
+  const readers = await Promise.all(
+    ['r1', 'r2'].map((name) =>
+      startTiercache(name, ['--mode=reader', `--instance-id=bench-${run.id}-${name}`], run.env),
+    ),
+  );
+  for (const reader of readers) {
+    await eventually(
+      `${reader.name} ready`,
+      async () => (await request(`${reader.base}/ready`)).status === 200 || undefined,
+      60_000,
+    );
+  }
+  const [r1] = readers as [Started, Started];
+
+  const keys = Array.from({ length: o.keys }, (_, i) => `hot:${i}`);
+  const versions = await setValues(
+    writer.base,
+    keys.map((key, i) => ({ key, value: valueOf(`hot:${i}:`, o.valueBytes) })),
+  );
+  await waitInMemory(r1.base, versions);
+  await waitAllApplied(r1.base);
+
+  const setup: ReadSetup = {
+    reader: r1.base,
+    keys,
+    versions,
+    connections: o.connections,
+    durationSeconds: o.duration,
+    warmupSeconds: o.warmup,
+    scratchDir: path.dirname(OUTPUT),
+    redisUrl: run.redisUrl,
+    redisKeyPrefix: run.prefix,
+    redisRequests: o.redisRequests,
+  };
+  log(`3a: hot reads and their baseline, ${o.connections} connections, ${o.duration} s each`);
+  const { response, ...hot } = await hotReads(setup);
+  log('3b: fresh reads (memory skipped, MGET to Redis) and redis-benchmark');
+  const fresh = await freshReads(setup);
+
+  log(`4: propagation, ${o.writes} writes by ${o.writers} writers, then ${o.tracked} tracked one at a time`);
+  const propagation = await measurePropagation({
+    writer: writer.base,
+    readers: readers.map((r) => ({ name: r.name, base: r.base })),
+    writes: o.writes,
+    concurrency: o.writers,
+    tracked: o.tracked,
+    valueBytes: o.valueBytes,
+  });
+
+  const conditions: Conditions = {
+    date: new Date().toISOString(),
+    nproc: Number(spawnSync('nproc', { encoding: 'utf8' }).stdout.trim()) || os.availableParallelism(),
+    cpuModel: os.cpus()[0]?.model ?? 'unknown',
+    loadAverage: { start: loadStart, end: [] },
+    node: process.version,
+    redis: await redisVersion(run.redisUrl),
+    kafka: run.servicesGiven ? 'unknown (KAFKA_BROKERS given)' : kafkaVersion(),
+    servicesStartedByBench: run.servicesStarted,
+    connections: o.connections,
+    durationSeconds: o.duration,
+    warmupSeconds: o.warmup,
+    keysPerRead: o.keys,
+    keyBytes: Buffer.byteLength(keys[0] ?? ''),
+    valueBytes: o.valueBytes,
+    responseBytes: response.body.length,
+    kafkaPartitions: KAFKA_PARTITIONS,
+  };
+  return { runId: run.id, conditions, hot, fresh, propagation };
+}
+
+async function redisVersion(url: string): Promise<string> {
+  const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  try {
+    await redis.connect();
+    return /redis_version:(\S+)/.exec(await redis.info('server'))?.[1] ?? 'unknown';
+  } finally {
+    redis.disconnect();
+  }
+}
+
+function kafkaVersion(): string {
+  // The broker scripts/services.ts runs is the jar it fetched.
+  const lib = path.join(ROOT, '.services', 'kafka', 'lib');
+  const jar = fs.existsSync(lib)
+    ? fs.readdirSync(lib).find((f) => /^kafka_[\d.]+-[\d.]+\.jar$/.test(f))
+    : undefined;
+  return jar ? (/-([\d.]+)\.jar$/.exec(jar)?.[1] ?? 'unknown') : 'unknown';
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Teardown
+
+let tornDown: Promise<number[]> | undefined;
+
+/** Stops what the run started and removes what it wrote; safe to call twice (a signal during the finish). */
+function tearDown(run: Run): Promise<number[]> {
+  tornDown ??= (async () => {
+    const leftovers = await stopAll();
+    closeClient();
+    await Promise.allSettled([deleteKeys(run), deleteTopic(run)]).then((results) => {
+      for (const r of results) if (r.status === 'rejected') log(`cleanup: ${String(r.reason)}`);
+    });
+    if (run.servicesStarted) await servicesDown();
+    return leftovers;
+  })();
+  return tornDown;
+}
+
+async function deleteKeys(run: Run): Promise<void> {
+  const redis = new Redis(run.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  try {
+    await redis.connect();
+    let cursor = '0';
+    do {
+      const [next, found] = await redis.scan(cursor, 'MATCH', `${run.prefix}*`, 'COUNT', 1000);
+      if (found.length > 0) await redis.unlink(...found);
+      cursor = next;
+    } while (cursor !== '0');
+  } finally {
+    redis.disconnect();
+  }
+}
+
+async function deleteTopic(run: Run): Promise<void> {
+  const admin = new Kafka({
+    clientId: 'tiercache-bench',
+    brokers: run.kafkaBrokers.split(','),
+    logLevel: logLevel.NOTHING,
+  }).admin();
+  try {
+    await admin.connect();
+    await admin.deleteTopics({ topics: [run.topic], timeout: 10_000 });
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+/** Ctrl-C or a kill ends the run, never before what it started is stopped (the teardown runs once). */
+function onSignal(handler: () => Promise<unknown>): void {
+  const listener = (signal: NodeJS.Signals): void => {
+    log(`${signal}: stopping everything the benchmark started`);
+    void handler().finally(() => process.exit(130));
+  };
+  process.on('SIGINT', listener);
+  process.on('SIGTERM', listener);
+}
+
+let options: Options;
+try {
+  options = parseOptions(process.argv.slice(2));
+} catch (error) {
+  process.stderr.write(`${(error as Error).message}`);
+  process.exit(2);
+}
+main(options).then(
+  // Explicit exit: a kafkajs or ioredis handle left behind must not keep a finished run alive.
+  () => process.exit(),
+  (error: unknown) => {
+    process.stderr.write(
+      `[bench] failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
+    );
+    process.exit(1);
+  },
+);
