@@ -146,6 +146,10 @@ export class KafkaBus implements ChangeBus {
     const consumer = this.kafka.consumer({
       groupId,
       allowAutoTopicCreation: false,
+      // A reader restarted after a crash rejoins its own group, and waits until the broker gives up on the
+      // dead member: a short session keeps that wait near 10 s instead of kafkajs's 30 s default.
+      sessionTimeout: 10_000,
+      heartbeatInterval: 1_000,
       maxWaitTimeInMs: this.options.fetchMaxWaitMs ?? 1_000,
     });
     const subscription = new KafkaSubscription(this.host, subscriberId, groupId, consumer, handler);
@@ -176,11 +180,14 @@ export class KafkaBus implements ChangeBus {
 
   private async ensureTopic(): Promise<void> {
     const { topic, partitions = 6, replicationFactor = 1 } = this.options;
-    // Returns false when the topic exists, including when another process created it a moment ago.
-    const created = await this.admin.createTopics({
-      waitForLeaders: true,
-      topics: [{ topic, numPartitions: partitions, replicationFactor }],
-    });
+    // Asked first because kafkajs logs creating an existing topic as an error: every process after the first
+    // would start with one. createTopics() still answers false if another process created it meanwhile.
+    const created =
+      !(await this.admin.listTopics()).includes(topic) &&
+      (await this.admin.createTopics({
+        waitForLeaders: true,
+        topics: [{ topic, numPartitions: partitions, replicationFactor }],
+      }));
     await this.refreshPartitions();
     this.logger.info(created ? 'topic created' : 'topic found', { partitions: this.partitionIds.length });
   }
@@ -412,6 +419,15 @@ class KafkaSubscription implements Subscription {
 function forwardKafkaLog(logger: Logger, { level, namespace, log: entry }: LogEntry): void {
   const { message, timestamp: _timestamp, ...extra } = entry;
   const context: Record<string, unknown> = { source: 'kafkajs', namespace, ...extra };
+  // kafkajs logs an existing topic as a creation error although createTopics() then simply answers false;
+  // every process after the first would otherwise start with an error line.
+  if (
+    String(message).startsWith('Topic creation errors') &&
+    JSON.stringify(extra).includes('TOPIC_ALREADY_EXISTS')
+  ) {
+    logger.debug(String(message), context);
+    return;
+  }
   if (level <= logLevel.ERROR) logger.error(String(message), context);
   else if (level <= logLevel.WARN) logger.warn(String(message), context);
   else logger.debug(String(message), context);

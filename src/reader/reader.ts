@@ -32,6 +32,16 @@ const reads = metrics.counter(
   'tiercache_reader_keys_total',
   'Keys answered by readers, by origin and whether the key exists',
 );
+const readSeries = {
+  memory: {
+    true: reads.bind({ origin: 'memory', exists: 'true' }),
+    false: reads.bind({ origin: 'memory', exists: 'false' }),
+  },
+  redis: {
+    true: reads.bind({ origin: 'redis', exists: 'true' }),
+    false: reads.bind({ origin: 'redis', exists: 'false' }),
+  },
+} as const;
 const storeReads = metrics.counter(
   'tiercache_reader_store_reads_total',
   'Batched store reads (one Redis MGET each)',
@@ -136,7 +146,7 @@ export class Reader {
     );
     return lookups.map((lookup, i) => {
       const origin = lookup.origin === 'memory' ? 'memory' : 'redis';
-      reads.inc({ origin, exists: String(lookup.value !== null) });
+      readSeries[origin][lookup.value !== null ? 'true' : 'false'].inc();
       return { key: keys[i] as string, value: lookup.value, version: lookup.version, origin };
     });
   }
