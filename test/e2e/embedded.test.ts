@@ -1,4 +1,5 @@
 // `npm start` with no REDIS_URL / KAFKA_BROKERS: one process, embedded store and bus, saying so first.
+import { request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { graphql, startTiercache, type RunningTiercache } from '../support/processes.js';
 
@@ -168,6 +169,36 @@ describe('the embedded default', () => {
       `,
     );
     expect(ttl.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
+    const ok = await graphql<{ health: { ok: boolean } }>(
+      app.base,
+      `
+        {
+          health {
+            ok
+          }
+        }
+      `,
+    );
+    expect(ok.data!.health.ok).toBe(true);
+  });
+
+  it('refuses a body over MAX_REQUEST_BYTES (413) or without a Content-Length (411) before reading it', async () => {
+    const status = (headers: Record<string, string | number>) =>
+      new Promise<number>((resolve, reject) => {
+        const req = request(`${app.base}/graphql`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', ...headers },
+        });
+        req.on('response', (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        });
+        req.on('error', reject);
+        // Headers only: the server must answer without waiting for a body it will not read.
+        req.flushHeaders();
+      });
+    expect(await status({ 'content-length': 64 * 1024 * 1024 + 1 })).toBe(413);
+    expect(await status({ 'transfer-encoding': 'chunked' })).toBe(411);
     const ok = await graphql<{ health: { ok: boolean } }>(
       app.base,
       `
