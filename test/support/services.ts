@@ -4,13 +4,7 @@
 import { randomUUID } from 'node:crypto';
 import { inject } from 'vitest';
 
-declare module 'vitest' {
-  export interface ProvidedContext {
-    redisUrl: string;
-    kafkaBrokers: string;
-  }
-}
-
+// inject()'s keys are declared with the global setup that provides them (test/global-setup.ts).
 const HOW = 'run `npm run services:up`, or set REDIS_URL and KAFKA_BROKERS, then run the tests again';
 
 export function redisUrl(): string {
