@@ -8,7 +8,7 @@ import { createHttpServer } from './http/server.js';
 import { log } from './observability.js';
 import type { ChangeBus, Store } from './ports.js';
 import { Reader } from './reader/reader.js';
-import { Announcer } from './writer/announcer.js';
+import { Relay } from './writer/relay.js';
 import { Writer } from './writer/writer.js';
 import { MemoryStore } from './adapters/memory-store.js';
 import { LocalBus } from './adapters/local-bus.js';
@@ -97,22 +97,28 @@ export async function startApp(config: Config): Promise<App> {
           purgeIntervalMs: config.purgeIntervalMs,
           feed: { syncIntervalMs: config.feedSyncIntervalMs, maxLagMs: config.feedMaxLagMs },
         });
-  const announcer =
+  const writer =
     config.mode === 'reader'
       ? null
-      : new Announcer(backends.bus, {
+      : new Writer(backends.store, {
+          limits,
+          tombstoneTtlMs: config.tombstoneTtlMs,
+          inlineValueMaxBytes: config.inlineValueMaxBytes,
+        });
+  const relay =
+    config.mode === 'reader'
+      ? null
+      : new Relay(backends.store.outbox, backends.bus, {
+          relayId: config.instanceId,
+          maxEntries: 100,
+          blockMs: 1000,
+          reclaimAfterMs: config.outboxReclaimMs,
           maxBatch: 500,
           maxBatchBytes: 512 * 1024,
           retryDelayMs: 100,
           maxRetryDelayMs: 5000,
         });
-  const writer = announcer
-    ? new Writer(backends.store, announcer, {
-        limits,
-        tombstoneTtlMs: config.tombstoneTtlMs,
-        inlineValueMaxBytes: config.inlineValueMaxBytes,
-      })
-    : null;
+  relay?.start();
 
   const server = createHttpServer({
     roles: { reader, writer },
@@ -141,8 +147,8 @@ export async function startApp(config: Config): Promise<App> {
     embedded,
     close: async () => {
       await closeServer(server);
-      // Stop taking writes first, then give the announcer a moment to hand over what was committed.
-      await announcer?.close(10_000);
+      // Stop taking writes first; what the relay has not announced stays in the outbox for the next one.
+      await relay?.close();
       await reader?.close();
       await backends.close();
     },

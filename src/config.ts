@@ -33,6 +33,7 @@ export interface Config {
   maxTtlSeconds: number;
   maxRequestBytes: number;
   inlineValueMaxBytes: number;
+  outboxReclaimMs: number;
   feedSyncIntervalMs: number;
   feedMaxLagMs: number;
   logLevel: 'debug' | 'info' | 'warn' | 'error';
@@ -203,8 +204,16 @@ export const SETTINGS = [
     'inlineValueMaxBytes',
     'KAFKA_INLINE_VALUE_MAX_BYTES',
     '65536',
-    int(0),
+    // Below the relay's 512 KiB publish batches, themselves below Kafka's 1 MB default message size.
+    int(0, 256 * 1024),
     'Larger values travel as invalidations',
+  ),
+  setting(
+    'outboxReclaimMs',
+    'OUTBOX_RECLAIM_MS',
+    '10000',
+    int(100),
+    'A writer takes over outbox entries another writer claimed but did not announce for this long',
   ),
   setting(
     'feedSyncIntervalMs',

@@ -12,6 +12,8 @@ export interface WriteOptions {
   readonly ttlMs: number | null;
   /** How long a delete's tombstone is kept, in ms. */
   readonly tombstoneTtlMs: number;
+  /** Values of more UTF-8 bytes than this enter the outbox as invalidations (version only). */
+  readonly inlineValueMaxBytes: number;
 }
 
 /** What the store committed for one op: the version it assigned and the entry's absolute expiry. */
@@ -22,13 +24,43 @@ export interface Committed {
   readonly expiresAt: number | null;
 }
 
+/** One committed batch's changes, waiting in the outbox to be announced. */
+export interface OutboxEntry {
+  readonly id: string;
+  readonly changes: readonly Change[];
+}
+
+export interface ClaimOptions {
+  /** Most entries to claim. */
+  readonly max: number;
+  /** How long to wait for a new entry when there is none. */
+  readonly blockMs: number;
+  /** An entry claimed by a relay that has not acknowledged it for this long is taken over (its relay died). */
+  readonly reclaimAfterMs: number;
+}
+
+/**
+ * The changes of every committed write, appended in the same atomic step as the write, until a relay has
+ * put them on the bus. This is what makes an acknowledged write's announcement survive a writer crash.
+ */
+export interface Outbox {
+  /** Claims entries for `relayId`: first those abandoned by other relays, then new ones, oldest first. */
+  claim(relayId: string, options: ClaimOptions): Promise<OutboxEntry[]>;
+  /** The entries' changes are on the bus: remove them. */
+  ack(ids: readonly string[]): Promise<void>;
+  /** Entries not yet acknowledged, claimed or not. */
+  size(): Promise<number>;
+}
+
 /** The source of truth: holds every entry, assigns versions atomically with the write. */
 export interface Store {
   /**
    * Applies the whole batch atomically (all or nothing), assigning each op a version greater than any the
-   * key had. A key named twice gets two increasing versions; the last op wins. Results are in op order.
+   * key had, and appends the batch's changes to the outbox in the same step. A key named twice gets two
+   * increasing versions; the last op wins. Results are in op order.
    */
   write(ops: readonly WriteOp[], options: WriteOptions): Promise<Committed[]>;
+  readonly outbox: Outbox;
   /** Reads keys in one round trip; null where the store has nothing (never written, or expired). */
   read(keys: readonly string[]): Promise<(StoredEntry | null)[]>;
   close(): Promise<void>;

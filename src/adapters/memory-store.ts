@@ -1,8 +1,9 @@
 // The Store port in process memory, the embedded default: the same packed strings, versions, atomicity and
 // expiry rules as the Redis store, so one contract suite holds for both. Nothing survives the process.
 import { systemClock, type Clock } from '../domain/clock.js';
-import { nextVersion, packEntry, unpackEntry, type StoredEntry } from '../domain/entry.js';
-import type { Committed, Store, WriteOp, WriteOptions } from '../ports.js';
+import { changeOf, nextVersion, packEntry, unpackEntry, type StoredEntry } from '../domain/entry.js';
+import type { ClaimOptions, Committed, Outbox, OutboxEntry, Store, WriteOp, WriteOptions } from '../ports.js';
+import type { Change } from '../domain/entry.js';
 
 export interface MemoryStoreOptions {
   readonly clock?: Clock;
@@ -20,6 +21,7 @@ interface Slot {
 const MIN_SWEEP_WRITES = 1024;
 
 export class MemoryStore implements Store {
+  readonly outbox: MemoryOutbox;
   private readonly slots = new Map<string, Slot>();
   private readonly clock: Clock;
   private lastCommitMicros = 0n;
@@ -29,6 +31,7 @@ export class MemoryStore implements Store {
 
   constructor(options: MemoryStoreOptions = {}) {
     this.clock = options.clock ?? systemClock;
+    this.outbox = new MemoryOutbox(this.clock);
   }
 
   /** Keys held, expired ones included until a read touches them or a sweep drops them. */
@@ -54,6 +57,7 @@ export class MemoryStore implements Store {
       this.slots.set(op.key, { packed: packEntry({ version, value, expiresAt }), expiresAt });
       return { key: op.key, op: op.op, version, expiresAt };
     });
+    this.outbox.append(committed.map((c, i) => changeOf(ops[i] as WriteOp, c, options.inlineValueMaxBytes)));
     this.sweepNowAndThen(ops.length, now);
     return committed;
   }
@@ -71,6 +75,7 @@ export class MemoryStore implements Store {
   async close(): Promise<void> {
     this.closed = true;
     this.slots.clear();
+    this.outbox.close();
   }
 
   private assertOpen(): void {
@@ -117,5 +122,66 @@ function isExpired(slot: Slot, now: number): boolean {
 function checkDuration(name: string, ms: number, now: number): void {
   if (!Number.isSafeInteger(ms) || ms < 1 || !Number.isSafeInteger(now + ms)) {
     throw new RangeError(`invalid ${name}: ${ms}`);
+  }
+}
+
+/**
+ * The outbox in process memory, with the Redis stream's semantics: entries in commit order, each claimed by
+ * one relay until acknowledged, and taken over once its claim is older than reclaimAfterMs.
+ */
+class MemoryOutbox implements Outbox {
+  // A Map iterates in insertion order, which is commit order.
+  private readonly entries = new Map<string, { changes: readonly Change[]; claimedAt: number | null }>();
+  private nextId = 1;
+  private readonly waiting = new Set<() => void>();
+
+  constructor(private readonly clock: Clock) {}
+
+  append(changes: readonly Change[]): void {
+    this.entries.set(String(this.nextId++), { changes, claimedAt: null });
+    for (const wake of this.waiting) wake();
+  }
+
+  async claim(_relayId: string, { max, blockMs, reclaimAfterMs }: ClaimOptions): Promise<OutboxEntry[]> {
+    let claimed = this.take(max, reclaimAfterMs);
+    if (claimed.length === 0 && blockMs > 0) {
+      await new Promise<void>((resolve) => {
+        const done = (): void => {
+          clearTimeout(timer);
+          this.waiting.delete(done);
+          resolve();
+        };
+        const timer = setTimeout(done, blockMs);
+        this.waiting.add(done);
+      });
+      claimed = this.take(max, reclaimAfterMs);
+    }
+    return claimed;
+  }
+
+  async ack(ids: readonly string[]): Promise<void> {
+    for (const id of ids) this.entries.delete(id);
+  }
+
+  async size(): Promise<number> {
+    return this.entries.size;
+  }
+
+  close(): void {
+    for (const wake of this.waiting) wake();
+  }
+
+  private take(max: number, reclaimAfterMs: number): OutboxEntry[] {
+    const now = this.clock.now();
+    const abandoned: OutboxEntry[] = [];
+    const fresh: OutboxEntry[] = [];
+    for (const [id, entry] of this.entries) {
+      if (abandoned.length + fresh.length >= max) break;
+      if (entry.claimedAt === null) fresh.push({ id, changes: entry.changes });
+      else if (now - entry.claimedAt >= reclaimAfterMs) abandoned.push({ id, changes: entry.changes });
+      else continue;
+      entry.claimedAt = now;
+    }
+    return [...abandoned, ...fresh];
   }
 }

@@ -38,6 +38,21 @@ export type Change =
       readonly expiresAt: number | null;
     };
 
+/**
+ * The change a committed op announces. A value of more than `inlineValueMaxBytes` travels as an
+ * invalidation: the version only, so readers drop what they hold and refetch.
+ */
+export function changeOf(
+  op: { readonly op: 'set'; readonly value: string } | { readonly op: 'delete' },
+  committed: { readonly key: string; readonly version: Version; readonly expiresAt: number | null },
+  inlineValueMaxBytes: number,
+): Change {
+  const { key, version, expiresAt } = committed;
+  if (op.op === 'delete') return { op: 'delete', key, version };
+  if (utf8Bytes(op.value) > inlineValueMaxBytes) return { op: 'invalidate', key, version, expiresAt };
+  return { op: 'set', key, version, value: op.value, expiresAt };
+}
+
 /** Versions are max(previous + 1, now in µs): unique per key, ordered, and roughly the commit time. */
 export function nextVersion(previous: Version | null, nowMicros: bigint): Version {
   const bumped = previous === null ? 1n : previous + 1n;

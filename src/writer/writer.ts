@@ -1,10 +1,8 @@
-// The write side: validates a whole batch, commits it to the store (versions assigned atomically there),
-// answers, and hands the committed changes to the announcer.
-import { utf8Bytes, type Change } from '../domain/entry.js';
+// The write side: validates a whole batch, then commits it to the store, which assigns the versions and
+// records the batch's changes in its outbox in the same atomic step (the relay announces them from there).
 import { checkDelete, checkWrite, type Limits } from '../domain/limits.js';
 import { metrics } from '../observability.js';
 import type { Committed, Store, WriteOp } from '../ports.js';
-import type { Announcer } from './announcer.js';
 
 export interface WriterOptions {
   limits: Limits;
@@ -19,7 +17,6 @@ const written = metrics.counter('tiercache_writer_ops_total', 'Committed write o
 export class Writer {
   constructor(
     private readonly store: Store,
-    private readonly announcer: Announcer,
     private readonly options: WriterOptions,
   ) {}
 
@@ -44,17 +41,12 @@ export class Writer {
 
   private async commit(ops: WriteOp[], ttlMs: number | null): Promise<Committed[]> {
     if (ops.length === 0) return [];
-    const committed = await this.store.write(ops, { ttlMs, tombstoneTtlMs: this.options.tombstoneTtlMs });
+    const committed = await this.store.write(ops, {
+      ttlMs,
+      tombstoneTtlMs: this.options.tombstoneTtlMs,
+      inlineValueMaxBytes: this.options.inlineValueMaxBytes,
+    });
     written.inc({ op: ops[0]?.op ?? 'set' }, ops.length);
-    this.announcer.announce(committed.map((c, i) => this.toChange(c, ops[i] as WriteOp)));
     return committed;
-  }
-
-  private toChange(committed: Committed, op: WriteOp): Change {
-    const { key, version, expiresAt } = committed;
-    if (op.op === 'delete') return { op: 'delete', key, version };
-    if (utf8Bytes(op.value) > this.options.inlineValueMaxBytes)
-      return { op: 'invalidate', key, version, expiresAt };
-    return { op: 'set', key, version, value: op.value, expiresAt };
   }
 }

@@ -21,7 +21,7 @@ function fakeClock(start: number): { now(): number; advance(ms: number): void } 
 }
 
 const T = 1_700_000_000_000;
-const KEEP = { ttlMs: null, tombstoneTtlMs: 60_000 };
+const KEEP = { ttlMs: null, tombstoneTtlMs: 60_000, inlineValueMaxBytes: 65536 };
 
 describe('MemoryStore on a fake clock', () => {
   it('stamps versions with the clock in µs, one µs apart for batches within the same ms', async () => {
@@ -47,7 +47,11 @@ describe('MemoryStore on a fake clock', () => {
   it('drops a tombstone after tombstoneTtlMs', async () => {
     const clock = fakeClock(T);
     const store = new MemoryStore({ clock });
-    await store.write([{ op: 'delete', key: 'a' }], { ttlMs: null, tombstoneTtlMs: 100 });
+    await store.write([{ op: 'delete', key: 'a' }], {
+      ttlMs: null,
+      tombstoneTtlMs: 100,
+      inlineValueMaxBytes: 65536,
+    });
     clock.advance(100);
     expect((await store.read(['a']))[0]).toMatchObject({ value: null, expiresAt: T + 100 });
     clock.advance(1);
@@ -57,7 +61,11 @@ describe('MemoryStore on a fake clock', () => {
   it('versions a rewrite above the expired tombstone even when the wall clock stepped back', async () => {
     const clock = fakeClock(T);
     const store = new MemoryStore({ clock });
-    const [deleted] = await store.write([{ op: 'delete', key: 'a' }], { ttlMs: null, tombstoneTtlMs: 100 });
+    const [deleted] = await store.write([{ op: 'delete', key: 'a' }], {
+      ttlMs: null,
+      tombstoneTtlMs: 100,
+      inlineValueMaxBytes: 65536,
+    });
     clock.advance(200);
     expect(await store.read(['a'])).toEqual([null]);
     clock.advance(-10_000);

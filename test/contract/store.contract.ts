@@ -9,7 +9,7 @@ export interface StoreFixture {
   cleanup(): Promise<void>;
 }
 
-const KEEP: WriteOptions = { ttlMs: null, tombstoneTtlMs: 60_000 };
+const KEEP: WriteOptions = { ttlMs: null, tombstoneTtlMs: 60_000, inlineValueMaxBytes: 65536 };
 // Short enough to wait for, long enough that the entry is still there when the test reads it back.
 const SHORT_MS = 150;
 // Stores stamp with their own clock (Redis may run elsewhere): only a coarse agreement is asserted.
@@ -118,7 +118,11 @@ export function describeStoreContract(name: string, create: () => Promise<StoreF
 
     it('leaves a newer tombstone on delete, gone after tombstoneTtlMs', async () => {
       const written = await writeOne(set('a', 'one'));
-      const deleted = await writeOne(del('a'), { ttlMs: null, tombstoneTtlMs: SHORT_MS });
+      const deleted = await writeOne(del('a'), {
+        ttlMs: null,
+        tombstoneTtlMs: SHORT_MS,
+        inlineValueMaxBytes: 65536,
+      });
       expect(deleted.op).toBe('delete');
       expect(deleted.version).toBeGreaterThan(written.version);
       expectAboutNowPlus(SHORT_MS, deleted.expiresAt);
@@ -137,7 +141,11 @@ export function describeStoreContract(name: string, create: () => Promise<StoreF
     });
 
     it('expires a set after ttlMs, with expiresAt about now + ttl', async () => {
-      const committed = await writeOne(set('a', 'one'), { ttlMs: SHORT_MS, tombstoneTtlMs: 60_000 });
+      const committed = await writeOne(set('a', 'one'), {
+        ttlMs: SHORT_MS,
+        tombstoneTtlMs: 60_000,
+        inlineValueMaxBytes: 65536,
+      });
       expectAboutNowPlus(SHORT_MS, committed.expiresAt);
       expect(await readOne('a')).toEqual({
         version: committed.version,
@@ -148,7 +156,7 @@ export function describeStoreContract(name: string, create: () => Promise<StoreF
     });
 
     it('drops the expiry of a key set again without ttl', async () => {
-      const short = { ttlMs: SHORT_MS, tombstoneTtlMs: 60_000 };
+      const short = { ttlMs: SHORT_MS, tombstoneTtlMs: 60_000, inlineValueMaxBytes: 65536 };
       await store.write([set('kept', 'first'), set('gone', 'x')], short);
       await writeOne(set('kept', 'second'));
       // `gone` shares the first expiry, so once it has expired `kept` would have too.
@@ -158,7 +166,11 @@ export function describeStoreContract(name: string, create: () => Promise<StoreF
 
     it('versions a key written after its tombstone expired above everything before', async () => {
       await writeOne(set('a', 'one'));
-      const deleted = await writeOne(del('a'), { ttlMs: null, tombstoneTtlMs: SHORT_MS });
+      const deleted = await writeOne(del('a'), {
+        ttlMs: null,
+        tombstoneTtlMs: SHORT_MS,
+        inlineValueMaxBytes: 65536,
+      });
       await eventuallyGone(store, 'a');
       const rewritten = await writeOne(set('a', 'two'));
       expect(rewritten.version).toBeGreaterThan(deleted.version);
@@ -187,11 +199,11 @@ export function describeStoreContract(name: string, create: () => Promise<StoreF
     it('rejects invalid durations and writes nothing of the batch', async () => {
       const before = await writeOne(set('a', 'one'));
       const invalid: WriteOptions[] = [
-        { ttlMs: 0, tombstoneTtlMs: 1_000 },
-        { ttlMs: 1.5, tombstoneTtlMs: 1_000 },
-        { ttlMs: Number.NaN, tombstoneTtlMs: 1_000 },
-        { ttlMs: null, tombstoneTtlMs: -1 },
-        { ttlMs: null, tombstoneTtlMs: Number.POSITIVE_INFINITY },
+        { ttlMs: 0, tombstoneTtlMs: 1_000, inlineValueMaxBytes: 65536 },
+        { ttlMs: 1.5, tombstoneTtlMs: 1_000, inlineValueMaxBytes: 65536 },
+        { ttlMs: Number.NaN, tombstoneTtlMs: 1_000, inlineValueMaxBytes: 65536 },
+        { ttlMs: null, tombstoneTtlMs: -1, inlineValueMaxBytes: 65536 },
+        { ttlMs: null, tombstoneTtlMs: Number.POSITIVE_INFINITY, inlineValueMaxBytes: 65536 },
       ];
       for (const options of invalid) {
         await expect(store.write([del('b'), set('a', 'two')], options)).rejects.toThrow(/ttl/i);
@@ -200,6 +212,81 @@ export function describeStoreContract(name: string, create: () => Promise<StoreF
         { version: before.version, value: 'one', expiresAt: null },
         null,
       ]);
+    });
+
+    describe('outbox', () => {
+      const claimNow = (relay: string, reclaimAfterMs = 60_000) =>
+        store.outbox.claim(relay, { max: 100, blockMs: 0, reclaimAfterMs });
+
+      it('records each committed batch, in commit order, as the changes it announces', async () => {
+        const first = await store.write([set('a', 'small'), set('big', 'x'.repeat(101)), del('gone')], {
+          ...KEEP,
+          inlineValueMaxBytes: 100,
+        });
+        const second = await store.write([set('a', 'ü'.repeat(10))], {
+          ...KEEP,
+          ttlMs: 60_000,
+          inlineValueMaxBytes: 100,
+        });
+        expect(await store.outbox.size()).toBe(2);
+        const entries = await claimNow('r1');
+        expect(entries.map((e) => e.changes)).toEqual([
+          [
+            { op: 'set', key: 'a', version: first[0]!.version, value: 'small', expiresAt: null },
+            { op: 'invalidate', key: 'big', version: first[1]!.version, expiresAt: null },
+            { op: 'delete', key: 'gone', version: first[2]!.version },
+          ],
+          [
+            {
+              op: 'set',
+              key: 'a',
+              version: second[0]!.version,
+              value: 'ü'.repeat(10),
+              expiresAt: second[0]!.expiresAt,
+            },
+          ],
+        ]);
+        await store.outbox.ack(entries.map((e) => e.id));
+        expect(await store.outbox.size()).toBe(0);
+        expect(await claimNow('r1')).toEqual([]);
+      });
+
+      it('counts UTF-8 bytes against inlineValueMaxBytes, and carries any value exactly', async () => {
+        const odd = 'line\nbreak "quoted" \\ / \u0000 😀';
+        await store.write([set('exact', 'é'.repeat(50)), set('over', 'é'.repeat(51)), set('odd', odd)], {
+          ...KEEP,
+          inlineValueMaxBytes: 100,
+        });
+        const [entry] = await claimNow('r1');
+        expect(entry!.changes.map((c) => c.op)).toEqual(['set', 'invalidate', 'set']);
+        expect(entry!.changes[2]).toMatchObject({ value: odd });
+      });
+
+      it('writes nothing to the outbox for a rejected or empty batch', async () => {
+        await expect(store.write([set('a', 'x')], { ...KEEP, ttlMs: 0 })).rejects.toThrow(/ttl/i);
+        await store.write([], KEEP);
+        expect(await store.outbox.size()).toBe(0);
+      });
+
+      it('gives a claimed entry to no other relay until its claim is older than reclaimAfterMs', async () => {
+        await writeOne(set('a', 'one'));
+        const [claimed] = await claimNow('r1');
+        expect(claimed).toBeDefined();
+        expect(await claimNow('r2')).toEqual([]);
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        const taken = await claimNow('r2', 10);
+        expect(taken).toEqual([claimed]);
+        await store.outbox.ack([claimed!.id]);
+        expect(await store.outbox.size()).toBe(0);
+      });
+
+      it('a waiting claim wakes up for a write', async () => {
+        const waiting = store.outbox.claim('r1', { max: 10, blockMs: 5_000, reclaimAfterMs: 60_000 });
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        const committed = await writeOne(set('late', 'v'));
+        const entries = await waiting;
+        expect(entries.map((e) => e.changes[0]?.version)).toEqual([committed.version]);
+      });
     });
   });
 }

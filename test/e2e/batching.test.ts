@@ -25,7 +25,7 @@ beforeAll(async () => {
   const store = new RedisStore({ redis, prefix: PREFIX });
   await store.write(
     Array.from({ length: 200 }, (_, i) => ({ op: 'set' as const, key: `k${i}`, value: `value-${i}` })),
-    { ttlMs: null, tombstoneTtlMs: 60_000 },
+    { ttlMs: null, tombstoneTtlMs: 60_000, inlineValueMaxBytes: 65536 },
   );
   reader = await startTiercache(['--mode=reader', `--instance-id=${uniqueName('batch-reader')}`], {
     REDIS_URL: redisServer.url,

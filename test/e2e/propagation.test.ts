@@ -2,6 +2,7 @@
 // readers' memory tiers through the feed, a delete too, and the seed's REST routes keep their shapes.
 import { Kafka, logLevel } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RedisStore, connectRedis } from '../../src/adapters/redis-store.js';
 import { graphql, eventually, startTiercache, type RunningTiercache } from '../support/processes.js';
 import { kafkaBrokers, redisUrl, uniqueName } from '../support/services.js';
 
@@ -19,6 +20,7 @@ interface Entry {
 
 let writer: RunningTiercache;
 let readers: RunningTiercache[];
+let env: Record<string, string>;
 const readerIds = [uniqueName('reader-a'), uniqueName('reader-b')];
 
 async function read(base: string, keys: string[]): Promise<Entry[]> {
@@ -28,7 +30,7 @@ async function read(base: string, keys: string[]): Promise<Entry[]> {
 }
 
 beforeAll(async () => {
-  const env = {
+  env = {
     REDIS_URL: redisUrl(),
     KAFKA_BROKERS: kafkaBrokers().join(','),
     KAFKA_TOPIC: uniqueName('e2e'),
@@ -212,6 +214,55 @@ describe('a writer and two reader processes', () => {
       // It did not travel: the first answer after the invalidation comes from Redis, then memory has it.
       expect(first).toMatchObject({ value: big, source: 'REDIS' });
       expect((await read(r.base, ['large']))[0]).toMatchObject({ value: big, source: 'MEMORY', version });
+    }
+  });
+
+  it('announce what a writer committed but could not announce before it died, once another writer runs', async () => {
+    // Both readers hold the current values in memory.
+    await graphql(writer.base, SET, {
+      entries: [
+        { key: 'orphan-1', value: 'old' },
+        { key: 'orphan-2', value: 'old' },
+      ],
+    });
+    for (const r of readers) {
+      await eventually('old values in memory', async () => {
+        const e = await read(r.base, ['orphan-1', 'orphan-2']);
+        return e.every((x) => x.source === 'MEMORY' && x.value === 'old') ? true : undefined;
+      });
+    }
+    // The only writer stops. Then two writes are committed as a writer would commit them, and die with it:
+    // one before its relay read it, one claimed by a relay that never acknowledged it.
+    await writer.stop();
+    const redis = connectRedis(redisUrl());
+    try {
+      const store = new RedisStore({ redis, prefix: env.REDIS_KEY_PREFIX! });
+      const options = { ttlMs: null, tombstoneTtlMs: 60_000, inlineValueMaxBytes: 1024 };
+      const [first] = await store.write([{ op: 'set', key: 'orphan-1', value: 'new' }], options);
+      const claimed = await store.outbox.claim('dead-relay', { max: 10, blockMs: 0, reclaimAfterMs: 60_000 });
+      expect(claimed.map((e) => e.changes[0]?.version)).toEqual([first!.version]);
+      const [second] = await store.write([{ op: 'set', key: 'orphan-2', value: 'new' }], options);
+      // Nothing announced them: the readers still answer the old values from memory.
+      for (const r of readers) {
+        expect((await read(r.base, ['orphan-1', 'orphan-2'])).map((e) => [e.value, e.source])).toEqual([
+          ['old', 'MEMORY'],
+          ['old', 'MEMORY'],
+        ]);
+      }
+      // A new writer's relay announces the unread entry at once and takes over the dead relay's claim.
+      writer = await startTiercache(['--mode=writer', '--outbox-reclaim-ms=300'], env);
+      for (const r of readers) {
+        const entries = await eventually('the orphaned writes in memory', async () => {
+          const e = await read(r.base, ['orphan-1', 'orphan-2']);
+          return e.every((x) => x.source === 'MEMORY' && x.value === 'new') ? e : undefined;
+        });
+        expect(entries.map((e) => e.version)).toEqual([String(first!.version), String(second!.version)]);
+      }
+      await eventually('the outbox to be empty', async () =>
+        (await store.outbox.size()) === 0 ? true : undefined,
+      );
+    } finally {
+      redis.disconnect();
     }
   });
 

@@ -7,7 +7,7 @@ import { connectRedis, RedisStore } from '../../src/adapters/redis-store.js';
 import type { StoredEntry } from '../../src/domain/entry.js';
 import type { Store } from '../../src/ports.js';
 import { Reader } from '../../src/reader/reader.js';
-import { Announcer } from '../../src/writer/announcer.js';
+import { startRelay } from '../support/relay.js';
 import { Writer } from '../../src/writer/writer.js';
 import { kafkaBrokers, redisUrl, uniqueName } from '../support/services.js';
 
@@ -19,6 +19,9 @@ class HeldStore implements Store {
   fetched = 0;
   constructor(private readonly inner: Store) {}
   write = (...args: Parameters<Store['write']>) => this.inner.write(...args);
+  get outbox() {
+    return this.inner.outbox;
+  }
   close = () => this.inner.close();
   async read(keys: readonly string[]): Promise<(StoredEntry | null)[]> {
     const answer = await this.inner.read(keys);
@@ -73,13 +76,9 @@ beforeAll(async () => {
     purgeIntervalMs: 60_000,
     feed: { syncIntervalMs: 500, maxLagMs: 30_000 },
   });
-  const announcer = new Announcer(writerBus, {
-    maxBatch: 100,
-    maxBatchBytes: 1 << 20,
-    retryDelayMs: 10,
-    maxRetryDelayMs: 100,
-  });
-  writer = new Writer(new RedisStore({ redis: writerRedis, prefix }), announcer, {
+  const writerStore = new RedisStore({ redis: writerRedis, prefix });
+  const relay = startRelay(writerStore.outbox, writerBus);
+  writer = new Writer(writerStore, {
     limits: {
       maxReadKeys: 1000,
       maxWriteEntries: 1000,
@@ -91,6 +90,8 @@ beforeAll(async () => {
     inlineValueMaxBytes: 65536,
   });
   closers.push(
+    () => relay.close(),
+    async () => writerStore.close(),
     () => reader.close(),
     () => readerBus.close(),
     () => writerBus.close(),

@@ -8,7 +8,7 @@ import type { WriteOp } from '../../src/ports.js';
 import { describeStoreContract } from '../contract/store.contract.js';
 import { redisUrl, uniqueName } from '../support/services.js';
 
-const KEEP = { ttlMs: null, tombstoneTtlMs: 60_000 };
+const KEEP = { ttlMs: null, tombstoneTtlMs: 60_000, inlineValueMaxBytes: 65536 };
 const set = (key: string, value: string): WriteOp => ({ op: 'set', key, value });
 
 let redis: Redis;
@@ -55,8 +55,8 @@ describe('RedisStore on Redis', () => {
   ];
   it.each(foreign)('rejects a whole batch naming a key that holds %s', async (_, plant) => {
     const before = await store.write([set('a', 'A'), set('c', 'C')], KEEP);
-    await plant(prefix + 'foreign');
-    const planted = await redis.dumpBuffer(prefix + 'foreign');
+    await plant(prefix + 'e:foreign');
+    const planted = await redis.dumpBuffer(prefix + 'e:foreign');
 
     // The foreign key comes after other ops, so a script that wrote as it checked would have written them.
     const batch: WriteOp[] = [
@@ -65,46 +65,54 @@ describe('RedisStore on Redis', () => {
       set('fresh', 'F'),
       set('foreign', 'x'),
     ];
-    await expect(store.write(batch, KEEP)).rejects.toThrow(`${prefix}foreign`);
+    await expect(store.write(batch, KEEP)).rejects.toThrow(`${prefix}e:foreign`);
 
     expect(await store.read(['a', 'c', 'fresh'])).toEqual([
       { version: before[0]?.version, value: 'A', expiresAt: null },
       { version: before[1]?.version, value: 'C', expiresAt: null },
       null,
     ]);
-    expect(await redis.dumpBuffer(prefix + 'foreign')).toEqual(planted);
+    expect(await redis.dumpBuffer(prefix + 'e:foreign')).toEqual(planted);
   });
 
   it('refuses to read a foreign string rather than hide it, naming the key', async () => {
-    await redis.set(prefix + 'foreign', 'hello');
-    await expect(store.read(['foreign'])).rejects.toThrow(`${prefix}foreign`);
+    await redis.set(prefix + 'e:foreign', 'hello');
+    await expect(store.read(['foreign'])).rejects.toThrow(`${prefix}e:foreign`);
   });
 
-  it('stores exactly the packed format under the prefixed key, with Redis expiry to match', async () => {
+  it('stores exactly the packed format under the prefixed entry key (prefix, then e:), with Redis expiry to match', async () => {
     const [kept, expiring, deleted] = await Promise.all([
       store.write([set('kept', 'a:b')], KEEP),
-      store.write([set('expiring', '😀')], { ttlMs: 60_000, tombstoneTtlMs: 60_000 }),
-      store.write([{ op: 'delete', key: 'deleted' }], { ttlMs: null, tombstoneTtlMs: 30_000 }),
+      store.write([set('expiring', '😀')], {
+        ttlMs: 60_000,
+        tombstoneTtlMs: 60_000,
+        inlineValueMaxBytes: 65536,
+      }),
+      store.write([{ op: 'delete', key: 'deleted' }], {
+        ttlMs: null,
+        tombstoneTtlMs: 30_000,
+        inlineValueMaxBytes: 65536,
+      }),
     ]).then((batches) => batches.map(([committed]) => committed));
 
-    const stored = await redis.mget(prefix + 'kept', prefix + 'expiring', prefix + 'deleted');
+    const stored = await redis.mget(prefix + 'e:kept', prefix + 'e:expiring', prefix + 'e:deleted');
     expect(stored).toEqual([
       packEntry({ version: kept?.version ?? 0n, value: 'a:b', expiresAt: null }),
       packEntry({ version: expiring?.version ?? 0n, value: '😀', expiresAt: expiring?.expiresAt ?? null }),
       packEntry({ version: deleted?.version ?? 0n, value: null, expiresAt: deleted?.expiresAt ?? null }),
     ]);
-    expect(await redis.pttl(prefix + 'kept')).toBe(-1);
-    expect(await redis.pttl(prefix + 'expiring')).toBeGreaterThan(30_000);
-    expect(await redis.pttl(prefix + 'deleted')).toBeGreaterThan(0);
-    expect(await redis.pttl(prefix + 'deleted')).toBeLessThanOrEqual(30_000);
+    expect(await redis.pttl(prefix + 'e:kept')).toBe(-1);
+    expect(await redis.pttl(prefix + 'e:expiring')).toBeGreaterThan(30_000);
+    expect(await redis.pttl(prefix + 'e:deleted')).toBeGreaterThan(0);
+    expect(await redis.pttl(prefix + 'e:deleted')).toBeLessThanOrEqual(30_000);
   });
 
   it('carries a stored version far above the clock forward by exactly one', async () => {
     // Above 2^52 a double still counts in ones but prints as 4.5e+15 unless formatted with care.
-    await redis.set(prefix + 'a', 's4503599627370497::old');
+    await redis.set(prefix + 'e:a', 's4503599627370497::old');
     const [committed] = await store.write([set('a', 'new')], KEEP);
     expect(committed?.version).toBe(4503599627370498n);
-    expect(await redis.get(prefix + 'a')).toBe('s4503599627370498::new');
+    expect(await redis.get(prefix + 'e:a')).toBe('s4503599627370498::new');
   });
 
   it('reads 500 keys with exactly one MGET', async () => {
@@ -139,7 +147,7 @@ describe('RedisStore on Redis', () => {
       await client.echo(marker);
       await markerSeen;
       expect(entries.map((entry) => entry?.value)).toEqual(keys.map((key) => `value of ${key}`));
-      expect(sent).toEqual([['mget', ...keys.map((key) => prefix + key)]]);
+      expect(sent).toEqual([['mget', ...keys.map((key) => prefix + 'e:' + key)]]);
     } finally {
       monitor.disconnect();
       await measured.close();

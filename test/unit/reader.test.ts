@@ -5,7 +5,7 @@ import { LocalBus } from '../../src/adapters/local-bus.js';
 import { MemoryStore } from '../../src/adapters/memory-store.js';
 import type { ChangeBus, ChangeHandler, Subscription } from '../../src/ports.js';
 import { Reader } from '../../src/reader/reader.js';
-import { Announcer } from '../../src/writer/announcer.js';
+import { startRelay } from '../support/relay.js';
 import { Writer } from '../../src/writer/writer.js';
 
 /** A LocalBus whose sync barrier can be made to hang, as when the broker is unreachable. */
@@ -45,14 +45,9 @@ async function setup() {
     feed: { syncIntervalMs: 1_000_000, maxLagMs: 5000 },
     clock,
   });
-  const announcer = new Announcer(bus, {
-    maxBatch: 100,
-    maxBatchBytes: 1 << 20,
-    retryDelayMs: 1,
-    maxRetryDelayMs: 10,
-  });
-  const writer = new Writer(store, announcer, { limits, tombstoneTtlMs: 60_000, inlineValueMaxBytes: 8 });
-  open.push(reader, bus);
+  const relay = startRelay(store.outbox, bus);
+  const writer = new Writer(store, { limits, tombstoneTtlMs: 60_000, inlineValueMaxBytes: 8 });
+  open.push(relay, reader, bus);
   /** Writes through the writer and resolves once the reader has applied the announcement. */
   const write = async (key: string, value: string) => {
     let stop = (): void => undefined;
@@ -127,7 +122,11 @@ describe('Reader', () => {
     expect(reader.feedCurrent).toBe(false);
     expect(reader.tier.size).toBe(0);
     // Meanwhile a write whose announcement never arrives: the reader must not serve the old value.
-    await store.write([{ op: 'set', key: 'k', value: 'v2' }], { ttlMs: null, tombstoneTtlMs: 1000 });
+    await store.write([{ op: 'set', key: 'k', value: 'v2' }], {
+      ttlMs: null,
+      tombstoneTtlMs: 1000,
+      inlineValueMaxBytes: 65536,
+    });
     expect((await reader.read(['k'], false))[0]).toMatchObject({ value: 'v2', origin: 'redis' });
     expect((await reader.read(['k'], false))[0]).toMatchObject({ value: 'v2', origin: 'redis' });
     expect(reader.tier.size).toBe(0);

@@ -1,0 +1,123 @@
+// Carries committed changes from the store's outbox to the bus: claims entries, publishes their changes, and
+// only then acknowledges them, so an announcement is lost neither when Kafka is down nor when the writer dies.
+//
+// Every writer runs one relay; the outbox hands each entry to one of them and gives the entries of a relay
+// that stopped answering to another after reclaimAfterMs. A change may therefore be published twice, or out
+// of order across relays; readers' fill rule makes both harmless.
+import { utf8Bytes, type Change } from '../domain/entry.js';
+import { log, metrics, reportError } from '../observability.js';
+import type { ChangeBus, Outbox } from '../ports.js';
+
+export interface RelayOptions {
+  /** Stable per writer instance: names its claims in the outbox. */
+  relayId: string;
+  /** Most outbox entries (committed batches) claimed at once. */
+  maxEntries: number;
+  /** How long one claim waits for new entries; also bounds how long close() waits. */
+  blockMs: number;
+  /** Entries claimed by a relay that has not acknowledged them for this long are taken over. */
+  reclaimAfterMs: number;
+  /** Most changes in one publish call. */
+  maxBatch: number;
+  /**
+   * Most value bytes in one publish call (one change always goes, whatever its size). Kafka refuses a record
+   * batch over the broker's message.max.bytes (1 MB by default), so batches stay well below it.
+   */
+  maxBatchBytes: number;
+  /** First retry delay after a failure; doubles up to maxRetryDelayMs. */
+  retryDelayMs: number;
+  maxRetryDelayMs: number;
+}
+
+const announced = metrics.counter(
+  'tiercache_writer_changes_announced_total',
+  'Changes the relay put on the bus',
+);
+const failures = metrics.counter(
+  'tiercache_writer_relay_failures_total',
+  'Relay steps that failed and were retried, by step',
+);
+
+class Stopped extends Error {}
+
+export class Relay {
+  private running = false;
+  private loop: Promise<void> | null = null;
+
+  constructor(
+    private readonly outbox: Outbox,
+    private readonly bus: ChangeBus,
+    private readonly options: RelayOptions,
+  ) {}
+
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.loop = this.run();
+  }
+
+  /** Stops after the step in hand; what is not acknowledged stays in the outbox for the next relay. */
+  async close(): Promise<void> {
+    this.running = false;
+    await this.loop;
+  }
+
+  private async run(): Promise<void> {
+    const { relayId, maxEntries, blockMs, reclaimAfterMs } = this.options;
+    while (this.running) {
+      try {
+        const entries = await this.retrying('claim', () =>
+          this.outbox.claim(relayId, { max: maxEntries, blockMs, reclaimAfterMs }),
+        );
+        if (entries.length === 0) continue;
+        for (const batch of this.batches(entries.flatMap((e) => e.changes))) {
+          await this.retrying('publish', () => this.bus.publish(batch));
+          announced.inc({}, batch.length);
+        }
+        await this.retrying('ack', () => this.outbox.ack(entries.map((e) => e.id)));
+      } catch (error) {
+        if (!(error instanceof Stopped)) throw error;
+      }
+    }
+  }
+
+  /** Runs `step` until it succeeds, backing off between failures; gives up only when the relay stops. */
+  private async retrying<T>(name: string, step: () => Promise<T>): Promise<T> {
+    let delay = this.options.retryDelayMs;
+    for (let attempt = 1; ; attempt++) {
+      if (!this.running) throw new Stopped();
+      try {
+        const result = await step();
+        if (attempt > 1) log.info('relay step succeeded again', { step: name, attempts: attempt });
+        return result;
+      } catch (error) {
+        failures.inc({ step: name });
+        // The first failure and then every tenth: an outage should be visible without flooding the log.
+        if (attempt === 1 || attempt % 10 === 0) {
+          reportError('relay', `relay ${name} failed; retrying`, error, { attempt, retryInMs: delay });
+        }
+        await new Promise((resolve) => setTimeout(resolve, delay));
+        delay = Math.min(delay * 2, this.options.maxRetryDelayMs);
+      }
+    }
+  }
+
+  private *batches(changes: readonly Change[]): Generator<Change[]> {
+    let batch: Change[] = [];
+    let bytes = 0;
+    for (const change of changes) {
+      const size = utf8Bytes(change.key) + (change.op === 'set' ? utf8Bytes(change.value) : 0);
+      if (
+        batch.length > 0 &&
+        (batch.length >= this.options.maxBatch || bytes + size > this.options.maxBatchBytes)
+      ) {
+        yield batch;
+        batch = [];
+        bytes = 0;
+      }
+      batch.push(change);
+      bytes += size;
+    }
+    if (batch.length > 0) yield batch;
+  }
+}

@@ -1,0 +1,89 @@
+// The relay on the embedded adapters: announcements survive a bus that refuses them for a while, and a
+// relay that stops leaves what it did not announce in the outbox for the next one.
+import { afterEach, describe, expect, it } from 'vitest';
+import { LocalBus } from '../../src/adapters/local-bus.js';
+import { MemoryStore } from '../../src/adapters/memory-store.js';
+import type { Change } from '../../src/domain/entry.js';
+import type { ChangeBus } from '../../src/ports.js';
+import { startRelay } from '../support/relay.js';
+
+const OPTIONS = { ttlMs: null, tombstoneTtlMs: 60_000, inlineValueMaxBytes: 1024 };
+const closers: (() => Promise<unknown>)[] = [];
+afterEach(async () => {
+  for (const close of closers.splice(0).reverse()) await close();
+});
+
+/** A bus that refuses the next `failures` publishes, then behaves. */
+function flakyBus(inner: ChangeBus, failures: number): ChangeBus & { attempts: number } {
+  const bus = {
+    attempts: 0,
+    publish: async (changes: readonly Change[]) => {
+      bus.attempts++;
+      if (bus.attempts <= failures) throw new Error('broker unavailable (test)');
+      await inner.publish(changes);
+    },
+    subscribe: inner.subscribe.bind(inner),
+    close: inner.close.bind(inner),
+  };
+  return bus;
+}
+
+async function received(bus: ChangeBus, count: number): Promise<Change[]> {
+  const seen: Change[] = [];
+  let done = (): void => undefined;
+  const all = new Promise<void>((resolve) => (done = resolve));
+  const sub = await bus.subscribe(`watcher-${Math.random()}`, (changes) => {
+    seen.push(...changes);
+    if (seen.length >= count) done();
+  });
+  closers.push(() => sub.close());
+  return all.then(() => seen);
+}
+
+describe('Relay', () => {
+  it('keeps retrying a refusing bus and announces every committed change, in order, once it accepts', async () => {
+    const store = new MemoryStore();
+    const local = new LocalBus();
+    const bus = flakyBus(local, 3);
+    const arrived = received(local, 3);
+    const committed = [
+      ...(await store.write([{ op: 'set', key: 'a', value: '1' }], OPTIONS)),
+      ...(await store.write(
+        [
+          { op: 'delete', key: 'b' },
+          { op: 'set', key: 'a', value: '2' },
+        ],
+        OPTIONS,
+      )),
+    ];
+    const relay = startRelay(store.outbox, bus);
+    closers.push(
+      () => local.close(),
+      () => relay.close(),
+    );
+    const changes = await arrived;
+    expect(bus.attempts).toBeGreaterThanOrEqual(4);
+    expect(changes.map((c) => [c.op, c.key, c.version])).toEqual(
+      committed.map((c) => [c.op, c.key, c.version]),
+    );
+    await relay.close();
+    expect(await store.outbox.size()).toBe(0);
+  });
+
+  it('leaves what it could not announce in the outbox when it stops, for the next relay', async () => {
+    const store = new MemoryStore();
+    const local = new LocalBus();
+    const refusing = flakyBus(local, Number.POSITIVE_INFINITY);
+    await store.write([{ op: 'set', key: 'k', value: 'v' }], OPTIONS);
+    const first = startRelay(store.outbox, refusing, { relayId: 'first' });
+    closers.push(() => local.close());
+    while (refusing.attempts === 0) await new Promise((resolve) => setTimeout(resolve, 5));
+    await first.close();
+    expect(await store.outbox.size()).toBe(1);
+    // The next relay takes the claim over once it is old enough (here: at once).
+    const arrived = received(local, 1);
+    const next = startRelay(store.outbox, local, { relayId: 'next', reclaimAfterMs: 0 });
+    closers.push(() => next.close());
+    expect((await arrived).map((c) => c.key)).toEqual(['k']);
+  });
+});
