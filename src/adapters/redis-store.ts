@@ -258,6 +258,7 @@ const malformed = metrics.counter(
 export class RedisOutbox implements Outbox {
   private blocking: Redis | null = null;
   private groupReady: Promise<void> | null = null;
+  private lastReclaimAt = -Infinity;
 
   constructor(
     private readonly redis: Redis,
@@ -266,20 +267,27 @@ export class RedisOutbox implements Outbox {
 
   async claim(relayId: string, { max, blockMs, reclaimAfterMs }: ClaimOptions): Promise<OutboxEntry[]> {
     await this.ensureGroup();
-    const abandoned = parseEntries(
-      (
-        (await this.redis.call(
-          'XAUTOCLAIM',
-          this.key,
-          RELAY_GROUP,
-          relayId,
-          reclaimAfterMs,
-          '0-0',
-          'COUNT',
-          max,
-        )) as unknown[]
-      )[1],
-    );
+    // Abandoned entries are rare (a relay died), so they are looked for a few times per reclaim period,
+    // not on every claim: that would add a round trip to every announcement.
+    const now = Date.now();
+    const lookForAbandoned = now - this.lastReclaimAt >= reclaimAfterMs / 4;
+    if (lookForAbandoned) this.lastReclaimAt = now;
+    const abandoned = !lookForAbandoned
+      ? []
+      : parseEntries(
+          (
+            (await this.redis.call(
+              'XAUTOCLAIM',
+              this.key,
+              RELAY_GROUP,
+              relayId,
+              reclaimAfterMs,
+              '0-0',
+              'COUNT',
+              max,
+            )) as unknown[]
+          )[1],
+        );
     const room = max - abandoned.length;
     if (room <= 0) return abandoned;
     this.blocking ??= connectBlocking(this.redis);
