@@ -15,6 +15,7 @@ import {
 import type { Change } from '../domain/entry.js';
 import { log, metrics, reportError, type Logger } from '../observability.js';
 import type { ChangeBus, ChangeHandler, Subscription } from '../ports.js';
+import { sleepUnlessWoken, wakeAll } from '../wake.js';
 import { decodeBusMessage, encodeChange, encodeSyncMarker, type BusMessage } from './change-codec.js';
 
 export interface KafkaBusOptions {
@@ -305,14 +306,14 @@ class KafkaSubscription implements Subscription {
         this.sendRound();
         nextRound = now + this.host.syncRoundMs;
       }
-      await this.progressOrTimeout(Math.min(deadline, nextRound) - now);
+      await sleepUnlessWoken(this.onProgress, Math.min(deadline, nextRound) - now);
     }
   }
 
   close(): Promise<void> {
     this.closing ??= (async () => {
       this.closed = true;
-      for (const wake of [...this.onProgress]) wake();
+      wakeAll(this.onProgress);
       try {
         await this.consumer.disconnect();
       } catch (error) {
@@ -337,18 +338,6 @@ class KafkaSubscription implements Subscription {
         this.logger.warn('sync marker send failed', { error });
       })
       .finally(() => (this.sending = false));
-  }
-
-  private progressOrTimeout(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const wake = (): void => {
-        clearTimeout(timer);
-        this.onProgress.delete(wake);
-        resolve();
-      };
-      const timer = setTimeout(wake, ms);
-      this.onProgress.add(wake);
-    });
   }
 
   private async consume({
@@ -396,7 +385,7 @@ class KafkaSubscription implements Subscription {
         if (decoded.round > (this.seen.get(batch.partition) ?? 0)) {
           this.seen.set(batch.partition, decoded.round);
         }
-        for (const wake of [...this.onProgress]) wake();
+        wakeAll(this.onProgress);
       }
     }
     await handOver();

@@ -2,6 +2,7 @@
 // which drains its own queue in order, one handler call at a time. Not durable; for the single-process mode.
 import type { Change } from '../domain/entry.js';
 import { reportError } from '../observability.js';
+import { sleepUnlessWoken, wakeAll } from '../wake.js';
 import type { ChangeBus, ChangeHandler, Subscription } from '../ports.js';
 
 export class LocalBus implements ChangeBus {
@@ -56,26 +57,17 @@ class LocalSubscription implements Subscription {
     this.draining ??= this.drain();
   }
 
-  sync(timeoutMs: number): Promise<void> {
+  async sync(timeoutMs: number): Promise<void> {
     const target = this.enqueued;
-    return new Promise((resolve, reject) => {
-      const check = (): void => {
-        if (this.closed) finish(new Error(`subscription ${this.subscriberId} is closed`));
-        else if (this.settled >= target) finish();
-      };
-      const finish = (error?: Error): void => {
-        clearTimeout(timer);
-        this.onProgress.delete(check);
-        if (error) reject(error);
-        else resolve();
-      };
-      const timer = setTimeout(
-        () => finish(new Error(`sync of subscriber ${this.subscriberId} timed out after ${timeoutMs} ms`)),
-        timeoutMs,
-      );
-      this.onProgress.add(check);
-      check();
-    });
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      if (this.closed) throw new Error(`subscription ${this.subscriberId} is closed`);
+      if (this.settled >= target) return;
+      const left = deadline - Date.now();
+      if (left <= 0)
+        throw new Error(`sync of subscriber ${this.subscriberId} timed out after ${timeoutMs} ms`);
+      await sleepUnlessWoken(this.onProgress, left);
+    }
   }
 
   /** Resolves once no handler call is running; a handler must therefore not await its own close(). */
@@ -84,7 +76,7 @@ class LocalSubscription implements Subscription {
       this.closed = true;
       this.queue.length = 0;
       this.release();
-      for (const check of [...this.onProgress]) check();
+      wakeAll(this.onProgress);
     }
     await this.draining;
   }
@@ -101,7 +93,7 @@ class LocalSubscription implements Subscription {
         });
       }
       this.settled += 1;
-      for (const check of [...this.onProgress]) check();
+      wakeAll(this.onProgress);
     }
     this.draining = null;
   }

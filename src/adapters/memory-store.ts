@@ -1,6 +1,7 @@
 // The Store port in process memory, the embedded default: the same packed strings, versions, atomicity and
 // expiry rules as the Redis store, so one contract suite holds for both. Nothing survives the process.
 import { systemClock, type Clock } from '../domain/clock.js';
+import { sleepUnlessWoken, wakeAll } from '../wake.js';
 import { changeOf, nextVersion, packEntry, unpackEntry, type StoredEntry } from '../domain/entry.js';
 import type { ClaimOptions, Committed, Outbox, OutboxEntry, Store, WriteOp, WriteOptions } from '../ports.js';
 import type { Change } from '../domain/entry.js';
@@ -139,21 +140,13 @@ class MemoryOutbox implements Outbox {
 
   append(changes: readonly Change[]): void {
     this.entries.set(String(this.nextId++), { changes, claimedAt: null });
-    for (const wake of this.waiting) wake();
+    wakeAll(this.waiting);
   }
 
   async claim(_relayId: string, { max, blockMs, reclaimAfterMs }: ClaimOptions): Promise<OutboxEntry[]> {
     let claimed = this.take(max, reclaimAfterMs);
     if (claimed.length === 0 && blockMs > 0) {
-      await new Promise<void>((resolve) => {
-        const done = (): void => {
-          clearTimeout(timer);
-          this.waiting.delete(done);
-          resolve();
-        };
-        const timer = setTimeout(done, blockMs);
-        this.waiting.add(done);
-      });
+      await sleepUnlessWoken(this.waiting, blockMs);
       claimed = this.take(max, reclaimAfterMs);
     }
     return claimed;
@@ -168,7 +161,7 @@ class MemoryOutbox implements Outbox {
   }
 
   close(): void {
-    for (const wake of this.waiting) wake();
+    wakeAll(this.waiting);
   }
 
   private take(max: number, reclaimAfterMs: number): OutboxEntry[] {

@@ -5,6 +5,7 @@
 // applied. So "proven at t" means the memory tier lags the announcements by at most now − t.
 import type { Clock } from '../domain/clock.js';
 import { log } from '../observability.js';
+import { sleepUnlessWoken, wakeAll } from '../wake.js';
 
 export interface FeedMonitorOptions {
   /** Pause between two proofs. */
@@ -18,7 +19,7 @@ export class FeedMonitor {
   private provenAt: number | null = null;
   private running = false;
   private loop: Promise<void> | null = null;
-  private wake: (() => void) | null = null;
+  private readonly wakers = new Set<() => void>();
 
   constructor(
     private readonly sync: (timeoutMs: number) => Promise<void>,
@@ -48,7 +49,7 @@ export class FeedMonitor {
 
   async stop(): Promise<void> {
     this.running = false;
-    this.wake?.();
+    wakeAll(this.wakers);
     await this.loop;
   }
 
@@ -67,13 +68,7 @@ export class FeedMonitor {
         if (failures === 1 || failures % 10 === 0)
           log.warn('change feed not proven current', { error, failures });
       }
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, this.options.intervalMs);
-        this.wake = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
+      await sleepUnlessWoken(this.wakers, this.options.intervalMs);
     }
   }
 }
