@@ -19,11 +19,10 @@ export interface App {
   readonly url: string;
   readonly reader: Reader | null;
   readonly writer: Writer | null;
-  readonly embedded: boolean;
   close(): Promise<void>;
 }
 
-export function limitsOf(config: Config): Limits {
+function limitsOf(config: Config): Limits {
   return {
     maxReadKeys: config.maxReadKeys,
     maxWriteEntries: config.maxWriteEntries,
@@ -144,7 +143,6 @@ export async function startApp(config: Config): Promise<App> {
     url,
     reader,
     writer,
-    embedded,
     close: async () => {
       await closeServer(server);
       // Stop taking writes first; what the relay has not announced stays in the outbox for the next one.

@@ -19,6 +19,14 @@ export interface ServerOptions {
 }
 
 const requests = metrics.counter('tiercache_http_requests_total', 'HTTP requests, by route');
+// Bound once, and only for known routes: a label per unknown path would let any client grow the registry.
+const requestsByRoute = new Map(
+  ['/graphql', '/read', '/write', '/metrics', '/ready', '/health'].map((route) => [
+    route,
+    requests.bind({ route }),
+  ]),
+);
+const otherRequests = requests.bind({ route: 'other' });
 
 export function createHttpServer({ roles, limits, maxRequestBytes }: ServerOptions): Server {
   const yoga = createYoga<object, RequestContext>({
@@ -40,7 +48,7 @@ export function createHttpServer({ roles, limits, maxRequestBytes }: ServerOptio
 
   const route = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const url = new URL(req.url ?? '/', 'http://localhost');
-    requests.inc({ route: url.pathname.startsWith('/graphql') ? '/graphql' : url.pathname });
+    (requestsByRoute.get(url.pathname) ?? otherRequests).inc();
     if (req.method === 'POST' || req.method === 'PUT') {
       const length = req.headers['content-length'];
       if (length === undefined)

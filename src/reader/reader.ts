@@ -80,8 +80,7 @@ export class Reader {
 
   private constructor(
     private readonly store: Store,
-    private readonly bus: ChangeBus,
-    private readonly options: ReaderOptions,
+    options: ReaderOptions,
   ) {
     const clock = options.clock ?? systemClock;
     this.tier = new MemoryTier({ ...options.memory, clock });
@@ -116,7 +115,7 @@ export class Reader {
 
   /** Subscribes to the feed and resolves once it is live, so the memory tier can be trusted from the start. */
   static async start(store: Store, bus: ChangeBus, options: ReaderOptions): Promise<Reader> {
-    const reader = new Reader(store, bus, options);
+    const reader = new Reader(store, options);
     const clock = options.clock ?? systemClock;
     const startedAt = clock.now();
     reader.subscription = await bus.subscribe(options.instanceId, (changes) => reader.onChanges(changes));
@@ -151,7 +150,10 @@ export class Reader {
     });
   }
 
-  /** Called with every batch of changes this reader applied, in feed order (for subscriptions). */
+  /**
+   * Called with every batch of changes from the feed, in feed order, once the memory tier has taken them
+   * (when it is in use): the hook for pushing changes to clients.
+   */
   onApplied(listener: (changes: readonly Change[]) => void): () => void {
     this.changeListeners.add(listener);
     return () => this.changeListeners.delete(listener);
@@ -165,8 +167,10 @@ export class Reader {
   }
 
   private onChanges(changes: readonly Change[]): void {
-    if (this.trusted()) for (const change of changes) this.tier.apply(change);
-    applied.inc({}, changes.length);
+    if (this.trusted()) {
+      for (const change of changes) this.tier.apply(change);
+      applied.inc({}, changes.length);
+    }
     // Sub-millisecond wall clock: Date.now() alone would round every sample to whole ms.
     const nowMicros = (performance.timeOrigin + performance.now()) * 1000;
     for (const change of changes) propagation.observe((nowMicros - Number(change.version)) / 1000);

@@ -211,4 +211,13 @@ describe('the embedded default', () => {
     );
     expect(ok.data!.health.ok).toBe(true);
   });
+
+  it('counts requests to unknown paths under one label, so no client can grow the metrics', async () => {
+    for (const path of ['/nope-1', '/nope-2', '/graphql/../x'])
+      await (await fetch(`${app.base}${path}`)).text();
+    const text = await (await fetch(`${app.base}/metrics`)).text();
+    expect(text).not.toMatch(/nope/);
+    expect(text).toMatch(/^tiercache_http_requests_total\{route="other"\} [3-9]\d*$/m);
+    expect(text).toMatch(/^tiercache_http_requests_total\{route="\/graphql"\} [1-9]\d*$/m);
+  });
 });
