@@ -116,15 +116,11 @@ export class MemoryTier {
         ? { value: held.value, version: held.version, origin: 'memory' }
         : fetched;
     }
-    if (stored === null) {
-      this.hold(key, { value: null, version: null, servable: true }, this.options.negativeTtlMs);
-    } else {
-      this.hold(
-        key,
-        { value: stored.value, version: stored.version, servable: true },
-        this.ttlFor(stored.value, stored.expiresAt),
-      );
-    }
+    this.hold(
+      key,
+      { value: fetched.value, version: fetched.version, servable: true },
+      this.ttlFor(fetched.value, stored?.expiresAt ?? null),
+    );
     return fetched;
   }
 

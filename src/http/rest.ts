@@ -3,7 +3,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { checkRead, InvalidInput, type Limits } from '../domain/limits.js';
 import { createLoaders, type Roles } from '../graphql/context.js';
-import { toClientError } from '../graphql/errors.js';
+import { clientError, toClientError } from '../graphql/errors.js';
 
 const STATUS: Record<string, number> = { BAD_USER_INPUT: 400, WRONG_ROLE: 404, UNAVAILABLE: 503 };
 
@@ -24,7 +24,7 @@ function sendError(res: ServerResponse, error: unknown, operation: string): void
 
 export async function handleRead(url: URL, res: ServerResponse, roles: Roles, limits: Limits): Promise<void> {
   try {
-    if (!roles.reader) throw new InvalidInput('this process is a writer; read from a reader', 'keys');
+    if (!roles.reader) throw clientError('WRONG_ROLE', 'this process is a writer; read from a reader');
     const param = url.searchParams.get('keys');
     if (param === null) throw new InvalidInput('keys: missing, e.g. /read?keys=a,b,c', 'keys');
     const keys = param.split(',');
@@ -42,7 +42,7 @@ export async function handleRead(url: URL, res: ServerResponse, roles: Roles, li
 
 export async function handleWrite(req: IncomingMessage, res: ServerResponse, roles: Roles): Promise<void> {
   try {
-    if (!roles.writer) throw new InvalidInput('this process is a reader; write to a writer', 'items');
+    if (!roles.writer) throw clientError('WRONG_ROLE', 'this process is a reader; write to a writer');
     const body = await readJson(req);
     const items = (body as { items?: unknown } | null)?.items;
     if (!Array.isArray(items))

@@ -154,6 +154,17 @@ describe('a writer and two reader processes', () => {
       body: '{"items":[{"key":""}]}',
     });
     expect(bad.status).toBe(400);
+    // The wrong role answers 404 with the same code GraphQL gives.
+    const readOnWriter = await fetch(`${writer.base}/read?keys=rest-1`);
+    expect(readOnWriter.status).toBe(404);
+    expect(await readOnWriter.json()).toMatchObject({ code: 'WRONG_ROLE' });
+    const writeOnReader = await fetch(`${readers[0]!.base}/write`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body,
+    });
+    expect(writeOnReader.status).toBe(404);
+    expect(await writeOnReader.json()).toMatchObject({ code: 'WRONG_ROLE' });
     expect(await bad.json()).toMatchObject({ code: 'BAD_USER_INPUT' });
   });
 
