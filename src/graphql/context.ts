@@ -21,3 +21,14 @@ export function createLoaders(reader: Reader | null): RequestContext['loaders'] 
     });
   return { cached: make(false), fresh: make(true) };
 }
+
+/** Every key's result in order; the first failure (a store error) rejects the whole read. */
+export async function loadAll(
+  loader: DataLoader<string, ReadResult>,
+  keys: readonly string[],
+): Promise<ReadResult[]> {
+  return (await loader.loadMany(keys)).map((result) => {
+    if (result instanceof Error) throw result;
+    return result;
+  });
+}

@@ -3,7 +3,7 @@ import { GraphQLScalarType, Kind } from 'graphql';
 import type { Resolvers } from '../generated/resolvers-types.js';
 import { checkKey, checkRead, type Limits } from '../domain/limits.js';
 import type { Committed } from '../ports.js';
-import type { RequestContext } from './context.js';
+import { loadAll, type RequestContext } from './context.js';
 import { clientError, toClientError } from './errors.js';
 
 const VersionScalar = new GraphQLScalarType<bigint, string>({
@@ -46,12 +46,7 @@ export function createResolvers(limits: Limits): Resolvers<RequestContext> {
         requireReader(ctx);
         try {
           checkRead(keys, limits);
-          const loader = fresh ? ctx.loaders.fresh : ctx.loaders.cached;
-          const results = await loader.loadMany(keys);
-          return results.map((r) => {
-            if (r instanceof Error) throw r;
-            return r;
-          });
+          return await loadAll(fresh ? ctx.loaders.fresh : ctx.loaders.cached, keys);
         } catch (error) {
           throw toClientError(error, 'values');
         }

@@ -2,7 +2,7 @@
 // shapes, served by the same loaders and the same write path as GraphQL.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { checkRead, InvalidInput, type Limits } from '../domain/limits.js';
-import { createLoaders, type Roles } from '../graphql/context.js';
+import { createLoaders, loadAll, type Roles } from '../graphql/context.js';
 import { clientError, toClientError } from '../graphql/errors.js';
 
 const STATUS: Record<string, number> = { BAD_USER_INPUT: 400, WRONG_ROLE: 404, UNAVAILABLE: 503 };
@@ -29,11 +29,13 @@ export async function handleRead(url: URL, res: ServerResponse, roles: Roles, li
     if (param === null) throw new InvalidInput('keys: missing, e.g. /read?keys=a,b,c', 'keys');
     const keys = param.split(',');
     checkRead(keys, limits);
-    const results = await createLoaders(roles.reader).cached.loadMany(keys);
-    const items = results.map((r) => {
-      if (r instanceof Error) throw r;
-      return { key: r.key, value: r.value, source: r.origin, exists: r.value !== null };
-    });
+    const results = await loadAll(createLoaders(roles.reader).cached, keys);
+    const items = results.map((r) => ({
+      key: r.key,
+      value: r.value,
+      source: r.origin,
+      exists: r.value !== null,
+    }));
     sendJson(res, 200, { items });
   } catch (error) {
     sendError(res, error, 'read');
