@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { Kafka, logLevel } from 'kafkajs';
-import { servicesDown, servicesUp } from './services.js';
+import { servicesDown, servicesUp } from './services/index.js';
 import { eventually } from '../test/support/processes.js';
 import { setValues, valueOf, waitAllApplied, waitInMemory } from './bench/api.js';
 import { closeClient, request } from './bench/http.js';
@@ -249,7 +249,7 @@ async function redisVersion(url: string): Promise<string> {
 }
 
 function kafkaVersion(): string {
-  // The broker scripts/services.ts runs is the jar it fetched.
+  // The broker scripts/services runs is the jar it fetched.
   const lib = path.join(ROOT, '.services', 'kafka', 'lib');
   const jar = fs.existsSync(lib)
     ? fs.readdirSync(lib).find((f) => /^kafka_[\d.]+-[\d.]+\.jar$/.test(f))

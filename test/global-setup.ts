@@ -1,7 +1,7 @@
 // Gives every test run real Redis and Kafka: the ones REDIS_URL / KAFKA_BROKERS name, else ones that
-// scripts/services.ts starts (or finds already running). Stops them afterwards only if this run started them.
+// scripts/services starts (or finds already running). Stops them afterwards only if this run started them.
 import type { TestProject } from 'vitest/node';
-import { servicesDown, servicesUp, type ServicesUpResult } from '../scripts/services.js';
+import { servicesDown, servicesUp, type ServicesUpResult } from '../scripts/services/index.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
