@@ -123,6 +123,24 @@ export async function startApp(config: Config): Promise<App> {
     roles: { reader, writer },
     limits,
     maxRequestBytes: config.maxRequestBytes,
+    maxResponseBytes: config.maxResponseBytes,
+    security: {
+      writeTokens: config.writeTokens,
+      readTokens: config.readTokens,
+      corsOrigins: config.corsOrigins,
+      introspection: config.introspection,
+      maxQueryTokens: config.maxQueryTokens,
+      maxQueryDepth: config.maxQueryDepth,
+      maxAliases: config.maxAliases,
+      maxReadKeys: config.maxReadKeys,
+      maxWriteEntries: config.maxWriteEntries,
+    },
+    connections: {
+      requestTimeoutMs: config.httpRequestTimeoutMs,
+      headersTimeoutMs: config.httpHeadersTimeoutMs,
+      keepAliveTimeoutMs: config.httpKeepAliveTimeoutMs,
+      maxConnections: config.maxConnections,
+    },
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

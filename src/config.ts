@@ -1,5 +1,6 @@
 // The one validated, typed configuration: every setting is an environment variable and a flag (the flag
 // wins), checked at start-up with a message that names the bad setting. README's table is this list.
+import { isIP } from 'node:net';
 import { hostname } from 'node:os';
 
 export type Mode = 'reader' | 'writer' | 'all';
@@ -37,6 +38,23 @@ export interface Config {
   feedSyncIntervalMs: number;
   feedMaxLagMs: number;
   logLevel: 'debug' | 'info' | 'warn' | 'error';
+  /** Bearer tokens that may write; empty: anyone who can connect (refused off loopback, see below). */
+  writeTokens: string[];
+  /** Bearer tokens that may read (write tokens may too); empty: reads are open. */
+  readTokens: string[];
+  allowAnonymousWrites: boolean;
+  /** Origins browsers may call from (CORS); empty: CORS off. */
+  corsOrigins: string[];
+  /** Default: on only in the embedded default (a development setup). */
+  introspection: boolean;
+  maxQueryTokens: number;
+  maxQueryDepth: number;
+  maxAliases: number;
+  maxResponseBytes: number;
+  httpRequestTimeoutMs: number;
+  httpHeadersTimeoutMs: number;
+  httpKeepAliveTimeoutMs: number;
+  maxConnections: number;
 }
 
 type Parser<T> = (raw: string) => T;
@@ -49,6 +67,10 @@ interface Setting<K extends keyof Config> {
   fallback: string | null;
   parse: Parser<Config[K]>;
   help: string;
+  /** A secret: its value never appears in a message. */
+  secret?: boolean;
+  /** A switch: `--flag` alone means true. */
+  boolean?: boolean;
 }
 
 export class ConfigError extends Error {
@@ -92,6 +114,34 @@ const oneOf =
     return raw as T;
   };
 
+const bool: Parser<boolean> = (raw) => {
+  const v = raw.trim().toLowerCase();
+  if (v === 'true' || v === '1') return true;
+  if (v === 'false' || v === '0') return false;
+  throw new Error('must be true or false');
+};
+const list: Parser<string[]> = (raw) =>
+  raw
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+// RFC 6750's token68 alphabet, so a token travels in `Authorization: Bearer …` unchanged.
+const tokens: Parser<string[]> = (raw) => {
+  const all = list(raw);
+  if (all.some((t) => !/^[A-Za-z0-9\-._~+/]{16,}=*$/.test(t)))
+    throw new Error('each token must be at least 16 characters of A-Z a-z 0-9 - . _ ~ + /');
+  return all;
+};
+const origins: Parser<string[]> = (raw) => {
+  const all = list(raw);
+  for (const o of all) {
+    if (o === '*') continue;
+    const url = new URL(o);
+    if (url.origin !== o) throw new Error(`"${o}" is not an origin like https://app.example.com`);
+  }
+  return all;
+};
+
 function setting<K extends keyof Config>(
   key: K,
   env: string,
@@ -99,8 +149,9 @@ function setting<K extends keyof Config>(
   parse: Parser<Config[K]>,
   help: string,
   flag = env.toLowerCase().replace(/_/g, '-'),
+  extra: { secret?: boolean; boolean?: boolean } = {},
 ): Setting<K> {
-  return { key, env, flag, fallback, parse, help };
+  return { key, env, flag, fallback, parse, help, ...extra };
 }
 
 const MiB = 1024 * 1024;
@@ -194,12 +245,30 @@ export const SETTINGS = [
     'How long a delete’s tombstone stays in Redis',
   ),
   setting('mgetChunkSize', 'MGET_CHUNK_SIZE', '500', int(1, 100_000), 'Most keys in one Redis MGET'),
-  setting('maxReadKeys', 'MAX_READ_KEYS', '1000', int(1), 'Most keys in one read'),
-  setting('maxWriteEntries', 'MAX_WRITE_ENTRIES', '1000', int(1), 'Most entries in one write'),
+  setting(
+    'maxReadKeys',
+    'MAX_READ_KEYS',
+    '1000',
+    int(1),
+    'Most keys one request reads, across all its fields and aliases',
+  ),
+  setting(
+    'maxWriteEntries',
+    'MAX_WRITE_ENTRIES',
+    '1000',
+    int(1),
+    'Most entries (or keys deleted) one request writes, across all its fields and aliases',
+  ),
   setting('maxKeyBytes', 'MAX_KEY_BYTES', '1024', int(1), 'Longest key, UTF-8 bytes'),
   setting('maxValueBytes', 'MAX_VALUE_BYTES', String(MiB), int(0), 'Longest value, UTF-8 bytes'),
   setting('maxTtlSeconds', 'MAX_TTL_SECONDS', String(365 * 24 * 3600), int(1), 'Longest ttlSeconds accepted'),
-  setting('maxRequestBytes', 'MAX_REQUEST_BYTES', String(64 * MiB), int(1024), 'Largest HTTP request body'),
+  setting(
+    'maxRequestBytes',
+    'MAX_REQUEST_BYTES',
+    String(64 * MiB),
+    int(1024),
+    'Largest HTTP request body, GraphQL and REST alike',
+  ),
   setting(
     'inlineValueMaxBytes',
     'KAFKA_INLINE_VALUE_MAX_BYTES',
@@ -236,7 +305,98 @@ export const SETTINGS = [
     oneOf('debug', 'info', 'warn', 'error'),
     'Least severe log level written',
   ),
+  setting(
+    'writeTokens',
+    'WRITE_TOKENS',
+    '',
+    tokens,
+    'Comma-separated secrets; when set, writes need `Authorization: Bearer <one of them>`',
+    'write-tokens',
+    { secret: true },
+  ),
+  setting(
+    'readTokens',
+    'READ_TOKENS',
+    '',
+    tokens,
+    'Comma-separated secrets; when set, reads, subscriptions and /metrics need one (or a write token)',
+    'read-tokens',
+    { secret: true },
+  ),
+  setting(
+    'allowAnonymousWrites',
+    'ALLOW_ANONYMOUS_WRITES',
+    'false',
+    bool,
+    'Let a writer listen off loopback without WRITE_TOKENS',
+    'allow-anonymous-writes',
+    { boolean: true },
+  ),
+  setting(
+    'corsOrigins',
+    'CORS_ORIGINS',
+    '',
+    origins,
+    'Comma-separated origins browsers may call from (`*`: any); empty: CORS off',
+  ),
+  setting(
+    'introspection',
+    'INTROSPECTION',
+    null,
+    bool,
+    'Answer schema introspection; default: only in the embedded default',
+    'introspection',
+    { boolean: true },
+  ),
+  setting(
+    'maxQueryTokens',
+    'MAX_QUERY_TOKENS',
+    '20000',
+    int(100),
+    'Most tokens in one GraphQL document (parsing stops there)',
+  ),
+  setting('maxQueryDepth', 'MAX_QUERY_DEPTH', '12', int(2, 1000), 'Deepest field nesting in one operation'),
+  setting('maxAliases', 'MAX_ALIASES', '30', int(0), 'Most aliased fields in one GraphQL document'),
+  setting(
+    'maxResponseBytes',
+    'MAX_RESPONSE_BYTES',
+    String(64 * MiB),
+    int(1024),
+    'Most key and value bytes one answer may carry (RESPONSE_TOO_LARGE past it)',
+  ),
+  setting(
+    'httpRequestTimeoutMs',
+    'HTTP_REQUEST_TIMEOUT_MS',
+    '30000',
+    int(1000),
+    'Longest time to receive a whole request',
+  ),
+  setting(
+    'httpHeadersTimeoutMs',
+    'HTTP_HEADERS_TIMEOUT_MS',
+    '10000',
+    int(1000),
+    'Longest time to receive a request’s headers',
+  ),
+  setting(
+    'httpKeepAliveTimeoutMs',
+    'HTTP_KEEP_ALIVE_TIMEOUT_MS',
+    '5000',
+    int(100),
+    'How long an idle keep-alive connection stays open',
+  ),
+  setting('maxConnections', 'MAX_CONNECTIONS', '10000', int(1), 'Most open client connections'),
 ] as const;
+
+const BOOLEAN_FLAGS = new Set<string>(SETTINGS.filter((s) => 'boolean' in s && s.boolean).map((s) => s.flag));
+
+/** Loopback only: localhost, 127.0.0.0/8, ::1 (and its IPv4-mapped form). */
+export function isLoopback(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, '').toLowerCase();
+  if (h === 'localhost') return true;
+  if (isIP(h) === 4) return h.startsWith('127.');
+  return h === '::1' || h.startsWith('::ffff:127.');
+}
 
 /** Builds the configuration from flags (`--name=value` or `--name value`) over environment variables. */
 export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Config {
@@ -253,13 +413,29 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Con
     } catch (error) {
       const where =
         fromFlag !== undefined ? `--${s.flag}` : env[s.env] !== undefined ? s.env : `default of ${s.env}`;
-      problems.push(`${where}=${JSON.stringify(raw)}: ${(error as Error).message}`);
+      const shown = 'secret' in s && s.secret ? '<redacted>' : JSON.stringify(raw);
+      problems.push(`${where}=${shown}: ${(error as Error).message}`);
     }
   }
   for (const unknown of flags.keys())
     problems.push(`--${unknown}: unknown flag (see README "Configuration")`);
   config.instanceId ??= `${hostname()}-${String(config.port ?? 'x')}`;
+  // Introspection helps development and maps the API for an attacker: on by default only when embedded.
+  config.introspection ??= !config.redisUrl && !config.kafkaBrokers;
   const result = config as Config;
+  if (
+    problems.length === 0 &&
+    result.mode !== 'reader' &&
+    result.writeTokens.length === 0 &&
+    !result.allowAnonymousWrites &&
+    !isLoopback(result.host)
+  ) {
+    problems.push(
+      `HOST=${result.host} is reachable from other machines and this process takes writes (mode ${result.mode}), ` +
+        'but WRITE_TOKENS is empty, so anyone who can connect could write: set WRITE_TOKENS, listen on ' +
+        '127.0.0.1, or pass --allow-anonymous-writes to accept that',
+    );
+  }
   if (problems.length === 0 && result.feedSyncIntervalMs >= result.feedMaxLagMs) {
     problems.push(
       'FEED_SYNC_INTERVAL_MS must be below FEED_MAX_LAG_MS, or the feed could never be proven current',
@@ -277,6 +453,7 @@ function parseFlags(argv: readonly string[]): Map<string, string> {
       throw new ConfigError(`unexpected argument ${JSON.stringify(arg)}: flags look like --port=4000`);
     const eq = arg.indexOf('=');
     if (eq > 0) flags.set(arg.slice(2, eq), arg.slice(eq + 1));
+    else if (BOOLEAN_FLAGS.has(arg.slice(2))) flags.set(arg.slice(2), 'true');
     else {
       const next = argv[i + 1];
       if (next === undefined || next.startsWith('--')) throw new ConfigError(`${arg} needs a value`);

@@ -26,9 +26,31 @@ export class InvalidInput extends Error {
   }
 }
 
+/** An answer that would carry more than the client may receive: the GraphQL layer says RESPONSE_TOO_LARGE. */
+export class ResponseTooLarge extends Error {
+  override readonly name = 'ResponseTooLarge';
+}
+
+// C0 controls and DEL: invisible in logs and tools, and NUL ends strings in many clients.
+// eslint-disable-next-line no-control-regex -- matching control characters is the point
+const CONTROL = /[\u0000-\u001f\u007f]/;
+// In a /u pattern a surrogate range matches only unpaired halves: text no UTF-8 encoding can carry
+// (it would be stored as U+FFFD, and two different keys would become one).
+const LONE_SURROGATE = /[\ud800-\udfff]/u;
+
 export function checkKey(key: string, path: string, limits: Limits): void {
   const bytes = utf8Bytes(key);
   if (bytes === 0) throw new InvalidInput(`${path}: a key must not be empty`, path);
+  const control = CONTROL.exec(key);
+  if (control) {
+    const code = control[0].charCodeAt(0).toString(16).toUpperCase().padStart(4, '0');
+    throw new InvalidInput(
+      `${path}: a key must not contain control characters (U+${code} at index ${control.index})`,
+      path,
+    );
+  }
+  if (LONE_SURROGATE.test(key))
+    throw new InvalidInput(`${path}: a key must be valid Unicode (it has an unpaired surrogate)`, path);
   if (bytes > limits.maxKeyBytes) {
     throw new InvalidInput(
       `${path}: key is ${bytes} bytes, more than the limit of ${limits.maxKeyBytes}`,
@@ -69,6 +91,12 @@ export function checkWrite(
   }
   entries.forEach(({ key, value }, i) => {
     checkKey(key, `entries[${i}].key`, limits);
+    if (LONE_SURROGATE.test(value)) {
+      throw new InvalidInput(
+        `entries[${i}].value: a value must be valid Unicode (it has an unpaired surrogate)`,
+        `entries[${i}].value`,
+      );
+    }
     const bytes = utf8Bytes(value);
     if (bytes > limits.maxValueBytes) {
       throw new InvalidInput(
@@ -87,4 +115,32 @@ export function checkDelete(keys: readonly string[], limits: Limits): void {
     );
   }
   keys.forEach((key, i) => checkKey(key, `keys[${i}]`, limits));
+}
+
+/**
+ * The bytes one answer may carry, spent as results arrive and before anything is serialized: every key and
+ * value (UTF-8) counted each time the answer repeats it (aliases, duplicate keys), so an answer that would
+ * be too large is refused instead of built.
+ */
+export class ResponseBudget {
+  private spent = 0;
+  // A key asked for twice shares one result object: measure it once.
+  private readonly sizes = new WeakMap<object, number>();
+  constructor(private readonly maxBytes: number) {}
+
+  spend(results: readonly { key: string; value: string | null }[]): void {
+    for (const result of results) {
+      let size = this.sizes.get(result);
+      if (size === undefined) {
+        size = utf8Bytes(result.key) + (result.value === null ? 0 : utf8Bytes(result.value));
+        this.sizes.set(result, size);
+      }
+      this.spent += size;
+    }
+    if (this.spent > this.maxBytes) {
+      throw new ResponseTooLarge(
+        `the answer would carry more than ${this.maxBytes} bytes of keys and values (MAX_RESPONSE_BYTES); ask for fewer keys`,
+      );
+    }
+  }
 }

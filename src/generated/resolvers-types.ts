@@ -39,9 +39,9 @@ export type Entry = {
 
 /** One key and the value to store under it. */
 export type EntryInput = {
-  /** 1 to 1,024 bytes of UTF-8 (configurable). */
+  /** 1 to 1,024 bytes of UTF-8 (configurable), no control characters (U+0000–U+001F, U+007F) and no unpaired surrogates. */
   key: Scalars['String']['input'];
-  /** Up to 1 MiB of UTF-8 (configurable). */
+  /** Up to 1 MiB of UTF-8 (configurable), no unpaired surrogates. */
   value: Scalars['String']['input'];
 };
 
@@ -69,7 +69,9 @@ export type Mutation = {
   /**
    * Stores values, all or nothing. The answer comes once Redis has committed; the change is then announced to
    * every reader. An invalid entry rejects the whole batch (BAD_USER_INPUT) and nothing is written.
-   * At most 1,000 entries (configurable). A key named twice is written twice, the last value winning.
+   * At most 1,000 entries per request, across all fields and aliases (configurable). A key named twice is
+   * written twice, the last value winning. Needs `Authorization: Bearer <token>` when the writer has WRITE_TOKENS
+   * (UNAUTHENTICATED otherwise).
    */
   setValues: WriteResult;
 };
@@ -94,7 +96,8 @@ export type Query = {
   /**
    * Looks up keys; answers one Entry per requested key, in request order, duplicates answered as often as asked.
    * All keys of a request, and of concurrent requests, are batched: the memory tier answers what it holds and
-   * one Redis MGET per event-loop turn answers the rest. At most 1,000 keys (configurable).
+   * one Redis MGET per event-loop turn answers the rest. At most 1,000 keys per request, across all fields and
+   * aliases (configurable), and at most 64 MiB of keys and values in the answer (RESPONSE_TOO_LARGE past it).
    */
   values: Array<Entry>;
 };

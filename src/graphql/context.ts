@@ -1,5 +1,6 @@
 // What every resolver receives: the roles this process serves and the request's own loaders.
 import DataLoader from 'dataloader';
+import type { ResponseBudget } from '../domain/limits.js';
 import type { ReadResult, Reader } from '../reader/reader.js';
 import type { Writer } from '../writer/writer.js';
 
@@ -11,6 +12,10 @@ export interface Roles {
 export interface RequestContext extends Roles {
   /** Per request: every key of every field and alias of the operation, de-duplicated, in one batch. */
   loaders: { cached: DataLoader<string, ReadResult>; fresh: DataLoader<string, ReadResult> };
+  /** What the answer may still carry (MAX_RESPONSE_BYTES), spent before anything is serialized. */
+  budget: ResponseBudget;
+  /** What the request's token allows; the request guard checks it before any resolver runs. */
+  access: { read: boolean; write: boolean };
 }
 
 export function createLoaders(reader: Reader | null): RequestContext['loaders'] {

@@ -46,7 +46,9 @@ export function createResolvers(limits: Limits): Resolvers<RequestContext> {
         requireReader(ctx);
         try {
           checkRead(keys, limits);
-          return await loadAll(fresh ? ctx.loaders.fresh : ctx.loaders.cached, keys);
+          const results = await loadAll(fresh ? ctx.loaders.fresh : ctx.loaders.cached, keys);
+          ctx.budget.spend(results);
+          return results;
         } catch (error) {
           throw toClientError(error, 'values');
         }
@@ -55,7 +57,9 @@ export function createResolvers(limits: Limits): Resolvers<RequestContext> {
         requireReader(ctx);
         try {
           checkKey(key, 'key', limits);
-          return await (fresh ? ctx.loaders.fresh : ctx.loaders.cached).load(key);
+          const result = await (fresh ? ctx.loaders.fresh : ctx.loaders.cached).load(key);
+          ctx.budget.spend([result]);
+          return result;
         } catch (error) {
           throw toClientError(error, 'value');
         }

@@ -1,11 +1,17 @@
 // REST compatibility for the seed's clients: GET /read?keys=a,b,c and POST /write, in the seed's JSON
 // shapes, served by the same loaders and the same write path as GraphQL.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { checkRead, InvalidInput, type Limits } from '../domain/limits.js';
+import { checkRead, InvalidInput, type Limits, type ResponseBudget } from '../domain/limits.js';
 import { createLoaders, loadAll, type Roles } from '../graphql/context.js';
 import { clientError, toClientError } from '../graphql/errors.js';
+import { decodeUtf8, Refusal } from './guard.js';
 
-const STATUS: Record<string, number> = { BAD_USER_INPUT: 400, WRONG_ROLE: 404, UNAVAILABLE: 503 };
+const STATUS: Record<string, number> = {
+  BAD_USER_INPUT: 400,
+  RESPONSE_TOO_LARGE: 400,
+  WRONG_ROLE: 404,
+  UNAVAILABLE: 503,
+};
 
 export function sendJson(res: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body);
@@ -17,12 +23,20 @@ export function sendJson(res: ServerResponse, status: number, body: unknown): vo
 }
 
 function sendError(res: ServerResponse, error: unknown, operation: string): void {
+  if (error instanceof Refusal)
+    return sendJson(res, error.status, { error: error.message, code: error.code });
   const gqlError = toClientError(error, operation);
   const code = String(gqlError.extensions.code ?? 'UNAVAILABLE');
   sendJson(res, STATUS[code] ?? 500, { error: gqlError.message, code });
 }
 
-export async function handleRead(url: URL, res: ServerResponse, roles: Roles, limits: Limits): Promise<void> {
+export async function handleRead(
+  url: URL,
+  res: ServerResponse,
+  roles: Roles,
+  limits: Limits,
+  budget: ResponseBudget,
+): Promise<void> {
   try {
     if (!roles.reader) throw clientError('WRONG_ROLE', 'this process is a writer; read from a reader');
     const param = url.searchParams.get('keys');
@@ -30,6 +44,7 @@ export async function handleRead(url: URL, res: ServerResponse, roles: Roles, li
     const keys = param.split(',');
     checkRead(keys, limits);
     const results = await loadAll(createLoaders(roles.reader).cached, keys);
+    budget.spend(results);
     const items = results.map((r) => ({
       key: r.key,
       value: r.value,
@@ -71,8 +86,9 @@ export async function handleWrite(req: IncomingMessage, res: ServerResponse, rol
 async function readJson(req: IncomingMessage): Promise<unknown> {
   const chunks: Buffer[] = [];
   for await (const chunk of req) chunks.push(chunk as Buffer);
+  const text = decodeUtf8(Buffer.concat(chunks), 'body');
   try {
-    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
+    return JSON.parse(text);
   } catch {
     throw new InvalidInput('body: not valid JSON', 'body');
   }

@@ -1,12 +1,14 @@
 // The HTTP server of one process: GraphQL at /graphql (yoga), the REST compatibility routes, readiness and
-// Prometheus metrics; it enforces the request size limit before any body is read.
+// Prometheus metrics; the request guard and the size limit run before any body is read.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { readFileSync } from 'node:fs';
 import { createSchema, createYoga } from 'graphql-yoga';
-import type { Limits } from '../domain/limits.js';
+import { ResponseBudget, type Limits } from '../domain/limits.js';
 import { createLoaders, type RequestContext, type Roles } from '../graphql/context.js';
 import { createResolvers } from '../graphql/resolvers.js';
 import { log, metrics, reportError } from '../observability.js';
+import { limitConnections, type ConnectionLimits } from './connections.js';
+import { Guard, type GuardOptions, type Refusal } from './guard.js';
 import { handleRead, handleWrite, sendJson } from './rest.js';
 
 // Two levels up from src/http or dist/http: the schema ships beside both.
@@ -15,7 +17,11 @@ const SCHEMA_PATH = new URL('../../schema/schema.graphql', import.meta.url);
 export interface ServerOptions {
   roles: Roles;
   limits: Limits;
+  /** One body limit for every route, GraphQL included. */
   maxRequestBytes: number;
+  maxResponseBytes: number;
+  security: GuardOptions;
+  connections: ConnectionLimits;
 }
 
 const requests = metrics.counter('tiercache_http_requests_total', 'HTTP requests, by route');
@@ -27,8 +33,28 @@ const requestsByRoute = new Map(
   ]),
 );
 const otherRequests = requests.bind({ route: 'other' });
+const refused = metrics.counter('tiercache_http_refused_total', 'Requests the guard refused, by code');
 
-export function createHttpServer({ roles, limits, maxRequestBytes }: ServerOptions): Server {
+/** GraphQL clients get the GraphQL error shape; REST clients their `{"error": …}`. */
+function sendRefusal(res: ServerResponse, route: string, refusal: Refusal): void {
+  refused.inc({ code: refusal.code });
+  for (const [name, value] of Object.entries(refusal.headers)) res.setHeader(name, value);
+  const body =
+    route === '/graphql'
+      ? { errors: [{ message: refusal.message, extensions: { code: refusal.code, ...refusal.extensions } }] }
+      : { error: refusal.message, code: refusal.code };
+  sendJson(res, refusal.status, body);
+}
+
+export function createHttpServer({
+  roles,
+  limits,
+  maxRequestBytes,
+  maxResponseBytes,
+  security,
+  connections,
+}: ServerOptions): Server {
+  const guard = new Guard(security);
   const yoga = createYoga<object, RequestContext>({
     schema: createSchema<RequestContext>({
       typeDefs: readFileSync(SCHEMA_PATH, 'utf8'),
@@ -37,7 +63,16 @@ export function createHttpServer({ roles, limits, maxRequestBytes }: ServerOptio
     graphqlEndpoint: '/graphql',
     healthCheckEndpoint: '/health',
     landingPage: false,
-    context: () => ({ ...roles, loaders: createLoaders(roles.reader) }),
+    // The guard answers CORS for every route; yoga's own default would echo any origin.
+    cors: false,
+    maxRequestBodySize: maxRequestBytes,
+    plugins: [guard.plugin()],
+    context: ({ request }) => ({
+      ...roles,
+      loaders: createLoaders(roles.reader),
+      budget: new ResponseBudget(maxResponseBytes),
+      access: guard.access(request.headers.get('authorization')),
+    }),
     logging: {
       debug: (...args) => log.debug('yoga', { args }),
       info: (...args) => log.info('yoga', { args }),
@@ -49,16 +84,23 @@ export function createHttpServer({ roles, limits, maxRequestBytes }: ServerOptio
   const route = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const url = new URL(req.url ?? '/', 'http://localhost');
     (requestsByRoute.get(url.pathname) ?? otherRequests).inc();
+    if (guard.cors(req, res)) return;
     if (req.method === 'POST' || req.method === 'PUT') {
       const length = req.headers['content-length'];
       if (length === undefined)
         return sendJson(res, 411, { error: 'a request body needs a Content-Length header' });
       if (Number(length) > maxRequestBytes) {
         res.setHeader('connection', 'close');
-        return sendJson(res, 413, { error: `request body over ${maxRequestBytes} bytes` });
+        return sendJson(res, 413, {
+          error: `request body over ${maxRequestBytes} bytes (MAX_REQUEST_BYTES)`,
+          code: 'REQUEST_ENTITY_TOO_LARGE',
+        });
       }
     }
-    if (url.pathname === '/read' && req.method === 'GET') return handleRead(url, res, roles, limits);
+    const refusal = guard.checkHttp(req, url.pathname);
+    if (refusal) return sendRefusal(res, url.pathname, refusal);
+    if (url.pathname === '/read' && req.method === 'GET')
+      return handleRead(url, res, roles, limits, new ResponseBudget(maxResponseBytes));
     if (url.pathname === '/write' && req.method === 'POST') return handleWrite(req, res, roles);
     if (url.pathname === '/metrics' && req.method === 'GET') {
       res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' });
@@ -71,11 +113,13 @@ export function createHttpServer({ roles, limits, maxRequestBytes }: ServerOptio
     await yoga.requestListener(req, res);
   };
 
-  return createServer((req, res) => {
+  const server = createServer((req, res) => {
     route(req, res).catch((error: unknown) => {
       reportError('http', 'request failed', error, { url: req.url });
       if (!res.headersSent) sendJson(res, 500, { error: 'internal error' });
       else res.destroy();
     });
   });
+  limitConnections(server, connections);
+  return server;
 }

@@ -57,4 +57,49 @@ describe('loadConfig', () => {
     expect(() => loadConfig(['reader'], {})).toThrow(ConfigError);
     expect(() => loadConfig(['--port'], {})).toThrow(/needs a value/);
   });
+
+  it('never shows a token in a message, and takes tokens only where a bearer header can carry them', () => {
+    let message = '';
+    try {
+      loadConfig(['--write-tokens=s3cret-but-has space!'], { READ_TOKENS: 'short' });
+    } catch (error) {
+      message = (error as Error).message;
+    }
+    expect(message).toContain('--write-tokens=<redacted>');
+    expect(message).toContain('READ_TOKENS=<redacted>');
+    expect(message).not.toContain('s3cret');
+    expect(message).not.toContain('short');
+    const c = loadConfig([], { WRITE_TOKENS: ' aaaaaaaaaaaaaaaa , bbbbbbbbbbbbbbbb== ' });
+    expect(c.writeTokens).toEqual(['aaaaaaaaaaaaaaaa', 'bbbbbbbbbbbbbbbb==']);
+  });
+
+  it('refuses a writer reachable off loopback without write tokens, unless told to allow it', () => {
+    for (const host of ['0.0.0.0', '::', '10.1.2.3', 'example.com']) {
+      expect(() => loadConfig([`--host=${host}`], {}), host).toThrow(
+        /WRITE_TOKENS.*--allow-anonymous-writes/s,
+      );
+      expect(() => loadConfig([`--host=${host}`, '--mode=writer'], {})).toThrow(ConfigError);
+    }
+    for (const host of ['127.0.0.1', '127.8.0.1', '::1', 'localhost'])
+      expect(() => loadConfig([`--host=${host}`], {}), host).not.toThrow();
+    expect(loadConfig(['--host=0.0.0.0', '--mode=reader'], {}).mode).toBe('reader');
+    expect(loadConfig(['--host=0.0.0.0', '--allow-anonymous-writes'], {}).allowAnonymousWrites).toBe(true);
+    expect(loadConfig(['--host=0.0.0.0'], { ALLOW_ANONYMOUS_WRITES: 'true' }).allowAnonymousWrites).toBe(
+      true,
+    );
+    expect(loadConfig(['--host=0.0.0.0'], { WRITE_TOKENS: 'x'.repeat(16) }).host).toBe('0.0.0.0');
+  });
+
+  it('answers introspection by default only in the embedded default, and parses CORS origins', () => {
+    expect(loadConfig([], {}).introspection).toBe(true);
+    const real = { REDIS_URL: 'redis://r:6379', KAFKA_BROKERS: 'k:9092' };
+    expect(loadConfig([], real).introspection).toBe(false);
+    expect(loadConfig(['--introspection'], real).introspection).toBe(true);
+    expect(loadConfig(['--introspection=false'], {}).introspection).toBe(false);
+    expect(loadConfig([], { CORS_ORIGINS: 'https://a.example, http://localhost:3000' }).corsOrigins).toEqual([
+      'https://a.example',
+      'http://localhost:3000',
+    ]);
+    expect(() => loadConfig([], { CORS_ORIGINS: 'https://a.example/path' })).toThrow(/CORS_ORIGINS/);
+  });
 });

@@ -14,7 +14,10 @@ interface Service {
   ports?: string[];
 }
 
-const compose = parse(readFileSync('docker-compose.yml', 'utf8'), { merge: true }) as {
+// As docker compose reads it with none of the variables set: `${NAME:-default}` becomes the default.
+const compose = parse(readFileSync('docker-compose.yml', 'utf8').replace(/\$\{[A-Z_]+:-([^}]*)\}/g, '$1'), {
+  merge: true,
+}) as {
   services: Record<string, Service>;
 };
 
@@ -50,6 +53,15 @@ describe('docker-compose.yml', () => {
       expect(config.redisUrl, name).toBe('redis://redis:6379');
       expect(config.kafkaBrokers, name).toEqual(['kafka:9092']);
       expect(config.host, name).toBe('0.0.0.0');
+    }
+  });
+
+  it('sets tokens: listening on every interface, no service takes anonymous writes or reads', () => {
+    for (const [name, s] of Object.entries(compose.services).filter(([, s]) => s.build)) {
+      const config = loadConfig(s.command ?? [], s.environment ?? {});
+      expect(config.writeTokens.length, name).toBeGreaterThan(0);
+      expect(config.readTokens.length, name).toBeGreaterThan(0);
+      expect(config.allowAnonymousWrites, name).toBe(false);
     }
   });
 });

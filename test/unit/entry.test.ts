@@ -1,6 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import { nextVersion, packEntry, unpackEntry } from '../../src/domain/entry.js';
-import { checkRead, checkWrite, InvalidInput, type Limits } from '../../src/domain/limits.js';
+import {
+  checkDelete,
+  checkRead,
+  checkWrite,
+  InvalidInput,
+  ResponseBudget,
+  ResponseTooLarge,
+  type Limits,
+} from '../../src/domain/limits.js';
 
 describe('packed entries', () => {
   it('round-trip values, tombstones and expiries exactly, whatever the value holds', () => {
@@ -96,5 +104,34 @@ describe('limits', () => {
     expect(invalid(() => checkWrite([{ key: 'a', value: '' }], 0, limits))).toBe('ttlSeconds');
     expect(invalid(() => checkWrite([{ key: 'a', value: '' }], 61, limits))).toBe('ttlSeconds');
     expect(() => checkWrite([{ key: 'abcd', value: 'abcde' }], 60, limits)).not.toThrow();
+  });
+
+  it('refuses keys with control characters or unpaired surrogates on every path, and names them', () => {
+    for (const key of ['a\u0000', '\u001f', 'x\u007f', 'a\nb', '\ud800', 'a\udfff']) {
+      expect(
+        invalid(() => checkRead(['ok', key], limits)),
+        JSON.stringify(key),
+      ).toBe('keys[1]');
+      expect(invalid(() => checkDelete([key], limits))).toBe('keys[0]');
+      expect(invalid(() => checkWrite([{ key, value: '' }], null, limits))).toBe('entries[0].key');
+    }
+    expect(invalid(() => checkWrite([{ key: 'a', value: 'x\ud800' }], null, limits))).toBe(
+      'entries[0].value',
+    );
+    // Paired surrogates, DEL's neighbours and U+FFFD itself are ordinary text.
+    expect(() => checkRead(['🦀', '\u0080', '~', '\ufffd'], { ...limits, maxReadKeys: 4 })).not.toThrow();
+    expect(() => checkWrite([{ key: 'a', value: 'tab\there\u0000' }], null, limits)).toThrow(/5/);
+  });
+});
+
+describe('ResponseBudget', () => {
+  it('counts every repetition of keys and values in UTF-8 bytes and refuses past the limit', () => {
+    const shared = { key: 'k', value: 'éé' }; // 1 + 4 bytes
+    const budget = new ResponseBudget(12);
+    budget.spend([shared, shared]);
+    budget.spend([{ key: 'ab', value: null }]);
+    expect(() => budget.spend([{ key: 'z', value: null }])).toThrow(ResponseTooLarge);
+    expect(() => new ResponseBudget(10).spend([shared, shared])).not.toThrow();
+    expect(() => new ResponseBudget(14).spend([shared, shared, shared])).toThrow(/MAX_RESPONSE_BYTES/);
   });
 });
