@@ -113,7 +113,8 @@ export function createHttpServer({
     await yoga.requestListener(req, res);
   };
 
-  const server = createServer((req, res) => {
+  // Node checks header and request deadlines on this interval (30 s by default, longer than the deadlines).
+  const server = createServer({ connectionsCheckingInterval: 1000 }, (req, res) => {
     route(req, res).catch((error: unknown) => {
       reportError('http', 'request failed', error, { url: req.url });
       if (!res.headersSent) sendJson(res, 500, { error: 'internal error' });
