@@ -164,6 +164,14 @@ export const internalErrors = metrics.counter(
   'Errors logged, by component',
 );
 
+/**
+ * Whether the `failures`-th failure in a row deserves a log line: the first, then every tenth, so an outage
+ * is visible without flooding the log.
+ */
+export function worthLogging(failures: number): boolean {
+  return failures === 1 || failures % 10 === 0;
+}
+
 export function reportError(
   component: string,
   msg: string,

@@ -4,7 +4,7 @@
 // A proof is a bus sync barrier: when it resolves, every change announced before it was started has been
 // applied. So "proven at t" means the memory tier lags the announcements by at most now − t.
 import type { Clock } from '../domain/clock.js';
-import { log } from '../observability.js';
+import { log, worthLogging } from '../observability.js';
 import { sleepUnlessWoken, wakeAll } from '../wake.js';
 
 export interface FeedMonitorOptions {
@@ -64,9 +64,7 @@ export class FeedMonitor {
         failures = 0;
       } catch (error) {
         failures++;
-        // The first failure and then every tenth: an outage should be visible without flooding the log.
-        if (failures === 1 || failures % 10 === 0)
-          log.warn('change feed not proven current', { error, failures });
+        if (worthLogging(failures)) log.warn('change feed not proven current', { error, failures });
       }
       await sleepUnlessWoken(this.wakers, this.options.intervalMs);
     }
