@@ -122,7 +122,7 @@ return out
 
 const connectionErrors = metrics.counter(
   'tiercache_redis_connection_errors_total',
-  'Errors on Redis connections',
+  'Errors on Redis connections, by connection',
 );
 
 // Long and specific so that defining it on a client the caller shares cannot clash with their own scripts.
@@ -141,19 +141,25 @@ export function connectRedis(url: string): Redis {
     maxRetriesPerRequest: 3,
     connectTimeout: 2000,
   });
-  // One line when the connection is lost and one when it is back, rather than one per reconnection attempt;
-  // the commands that fail meanwhile are reported by their callers.
+  watchConnection(redis, 'tiercache');
+  return redis;
+}
+
+/**
+ * Counts a connection's errors and logs one line when it is lost and one when it is back, rather than one per
+ * reconnection attempt; the commands that fail meanwhile are reported by their callers.
+ */
+function watchConnection(redis: Redis, connection: string): void {
   let healthy = true;
   redis.on('error', (error: Error) => {
-    connectionErrors.inc();
-    if (healthy) log.warn('redis connection lost; reconnecting', { error: error.message });
+    connectionErrors.inc({ connection });
+    if (healthy) log.warn('redis connection lost; reconnecting', { connection, error: error.message });
     healthy = false;
   });
   redis.on('ready', () => {
-    if (!healthy) log.info('redis connection back');
+    if (!healthy) log.info('redis connection back', { connection });
     healthy = true;
   });
-  return redis;
 }
 
 function isStrings(value: unknown): value is string[] {
@@ -344,7 +350,7 @@ export class RedisOutbox implements Outbox {
 
 function connectBlocking(redis: Redis): Redis {
   const blocking = redis.duplicate({ connectionName: 'tiercache-outbox' });
-  blocking.on('error', () => connectionErrors.inc());
+  watchConnection(blocking, 'tiercache-outbox');
   return blocking;
 }
 

@@ -1,11 +1,12 @@
 // RedisStore on the real Redis: the shared Store contract, then what only Redis can get wrong — foreign
 // values under the prefix, the exact stored format, exact big versions, one MGET per read, who closes.
 import type { Redis } from 'ioredis';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { connectRedis, RedisStore } from '../../src/adapters/redis-store.js';
 import { packEntry } from '../../src/domain/entry.js';
 import type { WriteOp } from '../../src/ports.js';
 import { describeStoreContract } from '../contract/store.contract.js';
+import { eventually, startPrivateRedis } from '../support/processes.js';
 import { redisUrl, uniqueName } from '../support/services.js';
 
 const KEEP = { ttlMs: null, tombstoneTtlMs: 60_000, inlineValueMaxBytes: 65536 };
@@ -162,5 +163,30 @@ describe('RedisStore on Redis', () => {
     await owner.close();
     expect(client.status).toBe('end');
     await owner.close();
+  });
+
+  it("logs that the outbox's blocking connection is lost, not only counts it", async () => {
+    const server = await startPrivateRedis();
+    const lines: string[] = [];
+    const stderr = vi.spyOn(process.stderr, 'write').mockImplementation((chunk) => {
+      lines.push(String(chunk));
+      return true;
+    });
+    const client = connectRedis(server.url);
+    const owner = new RedisStore({ redis: client, prefix, ownsClient: true });
+    try {
+      // The first claim opens the blocking connection.
+      await owner.outbox.claim('r1', { max: 1, blockMs: 0, reclaimAfterMs: 60_000 });
+      await server.stop();
+      const lost = await eventually('the blocking connection to be reported lost', async () =>
+        lines.find((line) => line.includes('connection lost') && line.includes('"tiercache-outbox"')),
+      );
+      expect(JSON.parse(lost)).toMatchObject({ level: 'warn', connection: 'tiercache-outbox' });
+    } finally {
+      stderr.mockRestore();
+      client.disconnect();
+      owner.outbox.close();
+      await server.stop();
+    }
   });
 });
