@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
 import type { Config } from './config.js';
 import type { Limits } from './domain/limits.js';
 import { createHttpServer } from './http/server.js';
-import { log } from './observability.js';
+import { log, reportError } from './observability.js';
 import type { ChangeBus, Store } from './ports.js';
 import { Reader } from './reader/reader.js';
 import { Relay } from './writer/relay.js';
@@ -16,9 +16,6 @@ import { connectRedis, RedisStore } from './adapters/redis-store.js';
 import { KafkaBus } from './adapters/kafka-bus.js';
 
 export interface App {
-  readonly url: string;
-  readonly reader: Reader | null;
-  readonly writer: Writer | null;
   close(): Promise<void>;
 }
 
@@ -32,9 +29,7 @@ function limitsOf(config: Config): Limits {
   };
 }
 
-async function connectBackends(
-  config: Config,
-): Promise<{ store: Store; bus: ChangeBus; close(): Promise<void> }> {
+async function connectBackends(config: Config): Promise<{ store: Store; bus: ChangeBus }> {
   const store: Store = config.redisUrl
     ? new RedisStore({
         redis: connectRedis(config.redisUrl),
@@ -52,14 +47,7 @@ async function connectBackends(
         replicationFactor: config.kafkaReplicationFactor,
       })
     : new LocalBus();
-  return {
-    store,
-    bus,
-    close: async () => {
-      await bus.close();
-      await store.close();
-    },
-  };
+  return { store, bus };
 }
 
 export async function startApp(config: Config): Promise<App> {
@@ -158,17 +146,35 @@ export async function startApp(config: Config): Promise<App> {
   });
 
   return {
-    url,
-    reader,
-    writer,
-    close: async () => {
-      await closeServer(server);
-      // Stop taking writes first; what the relay has not announced stays in the outbox for the next one.
-      await relay?.close();
-      await reader?.close();
-      await backends.close();
-    },
+    close: () =>
+      closeInOrder([
+        // Stop taking requests first; what the relay has not announced stays in the outbox for the next one.
+        ['HTTP server', () => closeServer(server)],
+        ['relay', async () => relay?.close()],
+        ['reader', async () => reader?.close()],
+        ['bus', () => backends.bus.close()],
+        ['store', () => backends.store.close()],
+      ]),
   };
+}
+
+/**
+ * Closes each part in turn, the next even when one fails (a failed relay must not keep Redis and Kafka
+ * connections open); each failure is reported, and the whole rejects with all of them.
+ */
+export async function closeInOrder(parts: readonly [string, () => Promise<unknown>][]): Promise<void> {
+  const failures: unknown[] = [];
+  for (const [name, close] of parts) {
+    try {
+      await close();
+    } catch (error) {
+      failures.push(error);
+      reportError('app', `closing the ${name} failed`, error);
+    }
+  }
+  if (failures.length > 0) {
+    throw new AggregateError(failures, `${failures.length} of ${parts.length} parts failed to close`);
+  }
 }
 
 function closeServer(server: Server): Promise<void> {

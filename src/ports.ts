@@ -52,6 +52,26 @@ export interface Outbox {
   size(): Promise<number>;
 }
 
+/**
+ * A store call failed (unreachable, timed out, refused): the request may succeed if retried. The reader and
+ * writer wrap what the store throws in it, so that the API layers can tell a store outage from a bug.
+ */
+export class StoreFailure extends Error {
+  constructor(operation: string, cause: unknown) {
+    super(`store ${operation} failed: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+    this.name = 'StoreFailure';
+  }
+}
+
+/** Runs one store call, turning whatever it throws into a StoreFailure. */
+export async function callStore<T>(operation: string, call: () => Promise<T>): Promise<T> {
+  try {
+    return await call();
+  } catch (error) {
+    throw new StoreFailure(operation, error);
+  }
+}
+
 /** The source of truth: holds every entry, assigns versions atomically with the write. */
 export interface Store {
   /**

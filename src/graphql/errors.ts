@@ -2,8 +2,9 @@
 import { GraphQLError } from 'graphql';
 import { InvalidInput, ResponseTooLarge } from '../domain/limits.js';
 import { reportError } from '../observability.js';
+import { StoreFailure } from '../ports.js';
 
-export type ErrorCode = 'BAD_USER_INPUT' | 'WRONG_ROLE' | 'UNAVAILABLE' | 'RESPONSE_TOO_LARGE';
+export type ErrorCode = 'BAD_USER_INPUT' | 'WRONG_ROLE' | 'UNAVAILABLE' | 'INTERNAL' | 'RESPONSE_TOO_LARGE';
 
 export function clientError(
   code: ErrorCode,
@@ -13,9 +14,17 @@ export function clientError(
   return new GraphQLError(message, { extensions: { code, ...extra } });
 }
 
+/** The one wording, for GraphQL and REST alike, of a request sent to a process without the role it needs. */
+export function wrongRole(needed: 'reader' | 'writer'): GraphQLError {
+  const other = needed === 'reader' ? 'writer' : 'reader';
+  const what = needed === 'reader' ? 'reads' : 'writes';
+  return clientError('WRONG_ROLE', `this process is a ${other}; send ${what} to a ${needed}`);
+}
+
 /**
  * Maps what a resolver threw to what the client sees: invalid input names the offending argument; a failing
- * store or bus is UNAVAILABLE (worth a retry) and is logged with its cause.
+ * store is UNAVAILABLE (worth a retry); anything else is a fault of ours, INTERNAL. Both are logged with
+ * their cause; the client sees neither cause.
  */
 export function toClientError(error: unknown, operation: string): GraphQLError {
   if (error instanceof GraphQLError) return error;
@@ -23,5 +32,7 @@ export function toClientError(error: unknown, operation: string): GraphQLError {
     return clientError('BAD_USER_INPUT', error.message, { argument: error.path });
   if (error instanceof ResponseTooLarge) return clientError('RESPONSE_TOO_LARGE', error.message);
   reportError('graphql', `${operation} failed`, error);
-  return clientError('UNAVAILABLE', `${operation} could not be completed; try again`);
+  if (error instanceof StoreFailure)
+    return clientError('UNAVAILABLE', `${operation} could not be completed; try again`);
+  return clientError('INTERNAL', `${operation} failed on an internal error`);
 }

@@ -3,8 +3,9 @@ import { GraphQLScalarType, Kind } from 'graphql';
 import type { Resolvers } from '../generated/resolvers-types.js';
 import { checkKey, checkRead, type Limits } from '../domain/limits.js';
 import type { Committed } from '../ports.js';
-import { loadAll, type RequestContext } from './context.js';
-import { clientError, toClientError } from './errors.js';
+import { loadAll } from '../reader/loaders.js';
+import type { RequestContext } from './context.js';
+import { toClientError, wrongRole } from './errors.js';
 
 const VersionScalar = new GraphQLScalarType<bigint, string>({
   name: 'Version',
@@ -25,12 +26,12 @@ const VersionScalar = new GraphQLScalarType<bigint, string>({
 });
 
 function requireReader(ctx: RequestContext): NonNullable<RequestContext['reader']> {
-  if (!ctx.reader) throw clientError('WRONG_ROLE', 'this process is a writer; send queries to a reader');
+  if (!ctx.reader) throw wrongRole('reader');
   return ctx.reader;
 }
 
 function requireWriter(ctx: RequestContext): NonNullable<RequestContext['writer']> {
-  if (!ctx.writer) throw clientError('WRONG_ROLE', 'this process is a reader; send mutations to a writer');
+  if (!ctx.writer) throw wrongRole('writer');
   return ctx.writer;
 }
 

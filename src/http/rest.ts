@@ -2,8 +2,9 @@
 // shapes, served by the same loaders and the same write path as GraphQL.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { checkRead, InvalidInput, type Limits, type ResponseBudget } from '../domain/limits.js';
-import { createLoaders, loadAll, type Roles } from '../graphql/context.js';
-import { clientError, toClientError } from '../graphql/errors.js';
+import type { Roles } from '../graphql/context.js';
+import { toClientError, wrongRole } from '../graphql/errors.js';
+import { createLoaders, loadAll } from '../reader/loaders.js';
 import { decodeUtf8, Refusal } from './guard.js';
 
 const STATUS: Record<string, number> = {
@@ -11,6 +12,7 @@ const STATUS: Record<string, number> = {
   RESPONSE_TOO_LARGE: 400,
   WRONG_ROLE: 404,
   UNAVAILABLE: 503,
+  INTERNAL: 500,
 };
 
 export function sendJson(res: ServerResponse, status: number, body: unknown): void {
@@ -26,7 +28,7 @@ function sendError(res: ServerResponse, error: unknown, operation: string): void
   if (error instanceof Refusal)
     return sendJson(res, error.status, { error: error.message, code: error.code });
   const gqlError = toClientError(error, operation);
-  const code = String(gqlError.extensions.code ?? 'UNAVAILABLE');
+  const code = String(gqlError.extensions.code ?? 'INTERNAL');
   sendJson(res, STATUS[code] ?? 500, { error: gqlError.message, code });
 }
 
@@ -38,7 +40,7 @@ export async function handleRead(
   budget: ResponseBudget,
 ): Promise<void> {
   try {
-    if (!roles.reader) throw clientError('WRONG_ROLE', 'this process is a writer; read from a reader');
+    if (!roles.reader) throw wrongRole('reader');
     const param = url.searchParams.get('keys');
     if (param === null) throw new InvalidInput('keys: missing, e.g. /read?keys=a,b,c', 'keys');
     const keys = param.split(',');
@@ -59,7 +61,7 @@ export async function handleRead(
 
 export async function handleWrite(req: IncomingMessage, res: ServerResponse, roles: Roles): Promise<void> {
   try {
-    if (!roles.writer) throw clientError('WRONG_ROLE', 'this process is a reader; write to a writer');
+    if (!roles.writer) throw wrongRole('writer');
     const body = await readJson(req);
     const items = (body as { items?: unknown } | null)?.items;
     if (!Array.isArray(items))

@@ -4,7 +4,8 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { readFileSync } from 'node:fs';
 import { createSchema, createYoga } from 'graphql-yoga';
 import { ResponseBudget, type Limits } from '../domain/limits.js';
-import { createLoaders, type RequestContext, type Roles } from '../graphql/context.js';
+import type { RequestContext, Roles } from '../graphql/context.js';
+import { createLoaders } from '../reader/loaders.js';
 import { createResolvers } from '../graphql/resolvers.js';
 import { log, metrics, reportError } from '../observability.js';
 import { limitConnections, type ConnectionLimits } from './connections.js';

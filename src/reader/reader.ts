@@ -5,7 +5,7 @@ import type { Change, StoredEntry, Version } from '../domain/entry.js';
 import { systemClock, type Clock } from '../domain/clock.js';
 import { MemoryTier, type Lookup } from '../domain/memory-tier.js';
 import { log, metrics, reportError } from '../observability.js';
-import type { ChangeBus, Store, Subscription } from '../ports.js';
+import { callStore, type ChangeBus, type Store, type Subscription } from '../ports.js';
 import { FeedMonitor } from './feed-monitor.js';
 
 /** One key's answer, as the API layers present it. */
@@ -89,7 +89,7 @@ export class Reader {
         fetch: (keys) => {
           storeReads.inc();
           storeKeys.inc({}, keys.length);
-          return this.store.read(keys);
+          return callStore('read', () => this.store.read(keys));
         },
         queued: (key) => this.tier.watch(key),
         settle: (key, stored) =>

@@ -2,7 +2,7 @@
 // records the batch's changes in its outbox in the same atomic step (the relay announces them from there).
 import { checkDelete, checkWrite, type Limits } from '../domain/limits.js';
 import { metrics } from '../observability.js';
-import type { Committed, Store, WriteOp } from '../ports.js';
+import { callStore, type Committed, type Store, type WriteOp } from '../ports.js';
 
 export interface WriterOptions {
   limits: Limits;
@@ -41,11 +41,13 @@ export class Writer {
 
   private async commit(ops: WriteOp[], ttlMs: number | null): Promise<Committed[]> {
     if (ops.length === 0) return [];
-    const committed = await this.store.write(ops, {
-      ttlMs,
-      tombstoneTtlMs: this.options.tombstoneTtlMs,
-      inlineValueMaxBytes: this.options.inlineValueMaxBytes,
-    });
+    const committed = await callStore('write', () =>
+      this.store.write(ops, {
+        ttlMs,
+        tombstoneTtlMs: this.options.tombstoneTtlMs,
+        inlineValueMaxBytes: this.options.inlineValueMaxBytes,
+      }),
+    );
     written.inc({ op: ops[0]?.op ?? 'set' }, ops.length);
     return committed;
   }
