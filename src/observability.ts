@@ -12,8 +12,9 @@ export interface Logger {
   child(bindings: Record<string, unknown>): Logger;
 }
 
-let threshold: LogLevel = (process.env.LOG_LEVEL as LogLevel | undefined) ?? 'info';
-if (!(threshold in ORDER)) threshold = 'info';
+const isLogLevel = (value: string | undefined): value is LogLevel =>
+  value !== undefined && Object.hasOwn(ORDER, value);
+let threshold: LogLevel = isLogLevel(process.env.LOG_LEVEL) ? process.env.LOG_LEVEL : 'info';
 
 export function setLogLevel(level: LogLevel): void {
   threshold = level;
@@ -23,7 +24,7 @@ function describe(value: unknown): unknown {
   return value instanceof Error ? { name: value.name, message: value.message, stack: value.stack } : value;
 }
 
-export function createLogger(bindings: Record<string, unknown> = {}): Logger {
+function createLogger(bindings: Record<string, unknown> = {}): Logger {
   const write = (level: LogLevel, msg: string, context?: Record<string, unknown>): void => {
     if (ORDER[level] < ORDER[threshold]) return;
     const line: Record<string, unknown> = { time: new Date().toISOString(), level, msg, ...bindings };

@@ -9,7 +9,7 @@
 /** Runs `task` once the current turn's work is done. Injected so tests decide when a turn ends. */
 export type Scheduler = (task: () => void) => void;
 
-export const endOfTurn: Scheduler = (task) => setImmediate(task);
+const endOfTurn: Scheduler = (task) => setImmediate(task);
 
 export interface BatcherHooks<Fetched, Answer> {
   /** Reads a chunk of keys in one round trip, answering in key order. */
@@ -46,11 +46,6 @@ export class Batcher<Fetched, Answer> {
   ) {
     if (!(options.maxBatch >= 1)) throw new RangeError('maxBatch must be at least 1');
     this.schedule = options.schedule ?? endOfTurn;
-  }
-
-  /** Keys waiting for the end of the turn, and keys whose fetch is under way. */
-  get pending(): { queued: number; inFlight: number } {
-    return { queued: this.queue.size, inFlight: this.sent.size };
   }
 
   load(key: string, fresh = false): Promise<Answer> {
@@ -94,6 +89,7 @@ export class Batcher<Fetched, Answer> {
     chunk.forEach(([key, waiting], i) => {
       this.forget(key, waiting);
       try {
+        // fetched has one item per key of the chunk (checked above).
         waiting.resolve(this.hooks.settle(key, fetched[i] as Fetched));
       } catch (error) {
         waiting.reject(error);

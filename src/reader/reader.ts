@@ -71,7 +71,7 @@ const feedTrust = metrics.counter(
 
 export class Reader {
   readonly tier: MemoryTier;
-  readonly batcher: Batcher<StoredEntry | null, Lookup>;
+  private readonly batcher: Batcher<StoredEntry | null, Lookup>;
   private readonly monitor: FeedMonitor;
   private subscription: Subscription | null = null;
   private purgeTimer: NodeJS.Timeout | null = null;
@@ -140,14 +140,15 @@ export class Reader {
    */
   async read(keys: readonly string[], fresh: boolean): Promise<ReadResult[]> {
     const useMemory = !fresh && this.trusted();
-    const lookups = await Promise.all(
-      keys.map((key) => (useMemory ? this.tier.lookup(key) : undefined) ?? this.batcher.load(key, fresh)),
+    return Promise.all(
+      keys.map(async (key) => {
+        const lookup =
+          (useMemory ? this.tier.lookup(key) : undefined) ?? (await this.batcher.load(key, fresh));
+        const origin = lookup.origin === 'memory' ? 'memory' : 'redis';
+        readSeries[origin][lookup.value !== null ? 'true' : 'false'].inc();
+        return { key, value: lookup.value, version: lookup.version, origin };
+      }),
     );
-    return lookups.map((lookup, i) => {
-      const origin = lookup.origin === 'memory' ? 'memory' : 'redis';
-      readSeries[origin][lookup.value !== null ? 'true' : 'false'].inc();
-      return { key: keys[i] as string, value: lookup.value, version: lookup.version, origin };
-    });
   }
 
   /**
