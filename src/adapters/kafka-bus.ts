@@ -24,9 +24,9 @@ export interface KafkaBusOptions {
   readonly clientId: string;
   /** A subscription's consumer group is groupPrefix + subscriberId. */
   readonly groupPrefix: string;
-  /** Used only when the topic has to be created. */
-  readonly partitions?: number;
-  readonly replicationFactor?: number;
+  /** Used only when the topic has to be created; the defaults are the configuration's (src/config.ts). */
+  readonly partitions: number;
+  readonly replicationFactor: number;
   readonly logger?: Logger;
   /** How long subscribe() may take to prove the subscription live (group join included). */
   readonly liveTimeoutMs?: number;
@@ -180,7 +180,7 @@ export class KafkaBus implements ChangeBus {
   }
 
   private async ensureTopic(): Promise<void> {
-    const { topic, partitions = 6, replicationFactor = 1 } = this.options;
+    const { topic, partitions, replicationFactor } = this.options;
     // Asked first because kafkajs logs creating an existing topic as an error: every process after the first
     // would start with one. createTopics() still answers false if another process created it meanwhile.
     const created =

@@ -36,6 +36,7 @@ function busOptions(): KafkaBusOptions {
     clientId: 'tiercache-test',
     groupPrefix: `${topic}.`,
     partitions: PARTITIONS,
+    replicationFactor: 1,
     // Closing waits for the idle fetch in flight; short fetches keep the many closes here quick.
     fetchMaxWaitMs: 250,
   };

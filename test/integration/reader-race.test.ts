@@ -63,7 +63,13 @@ async function writeAndApply(key: string, value: string): Promise<bigint> {
 }
 
 beforeAll(async () => {
-  const busOptions = { brokers: kafkaBrokers(), topic, groupPrefix: 'race.', partitions: 2 };
+  const busOptions = {
+    brokers: kafkaBrokers(),
+    topic,
+    groupPrefix: 'race.',
+    partitions: 2,
+    replicationFactor: 1,
+  };
   const readerRedis = connectRedis(redisUrl());
   const writerRedis = connectRedis(redisUrl());
   const readerBus = await KafkaBus.create({ ...busOptions, clientId: 'race-reader' });
