@@ -134,6 +134,7 @@ export async function startApp(config: Config): Promise<App> {
     server.once('error', reject);
     server.listen(config.port, config.host, resolve);
   });
+  // A server listening on a TCP port has an AddressInfo (a string is for pipes, null before listening).
   const { port } = server.address() as AddressInfo;
   const host = config.host.includes(':') ? `[${config.host}]` : config.host;
   const url = `http://${host}:${port}/graphql`;

@@ -110,6 +110,7 @@ const brokers: Parser<string[] | null> = (raw) => {
 const oneOf =
   <T extends string>(...values: T[]): Parser<T> =>
   (raw) => {
+    // includes() does not narrow: widening the list to string[] asks, and a match proves raw one of T.
     if (!(values as string[]).includes(raw)) throw new Error(`must be one of ${values.join(', ')}`);
     return raw as T;
   };
@@ -414,7 +415,7 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Con
       const where =
         fromFlag !== undefined ? `--${s.flag}` : env[s.env] !== undefined ? s.env : `default of ${s.env}`;
       const shown = 'secret' in s && s.secret ? '<redacted>' : JSON.stringify(raw);
-      problems.push(`${where}=${shown}: ${(error as Error).message}`);
+      problems.push(`${where}=${shown}: ${error instanceof Error ? error.message : String(error)}`);
     }
   }
   for (const unknown of flags.keys())
@@ -422,6 +423,8 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Con
   config.instanceId ??= `${hostname()}-${String(config.port ?? 'x')}`;
   // Introspection helps development and maps the API for an attacker: on by default only when embedded.
   config.introspection ??= !config.redisUrl && !config.kafkaBrokers;
+  // Every key of Config has a setting (so a value, or a problem above) except instanceId and introspection,
+  // filled just above; config.test.ts checks the whole shape.
   const result = config as Config;
   if (
     problems.length === 0 &&
@@ -448,6 +451,7 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Con
 function parseFlags(argv: readonly string[]): Map<string, string> {
   const flags = new Map<string, string>();
   for (let i = 0; i < argv.length; i++) {
+    // i < argv.length: present (noUncheckedIndexedAccess cannot tell).
     const arg = argv[i] as string;
     if (!arg.startsWith('--'))
       throw new ConfigError(`unexpected argument ${JSON.stringify(arg)}: flags look like --port=4000`);

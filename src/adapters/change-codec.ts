@@ -15,6 +15,10 @@ export interface SyncMarker {
 export type BusMessage =
   { readonly kind: 'change'; readonly change: Change } | ({ readonly kind: 'sync' } & SyncMarker);
 
+/**
+ * One change as a message value. The Redis write script builds the same JSON in Lua for its outbox entries;
+ * the Store contract's outbox tests (test/contract/store.contract.ts) hold the two in step.
+ */
 export function encodeChange(change: Change): string {
   switch (change.op) {
     case 'set':
@@ -60,12 +64,14 @@ export function decodeBusMessage(value: Buffer | string | null): BusMessage {
     return fail('not JSON');
   }
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return fail('not an object');
+  // Proven a plain object just above; its fields are checked one by one below.
   const fields = parsed as Record<string, unknown>;
   const { op } = fields;
 
   if (op === 'sync') {
     const { subscriber, round } = fields;
     if (typeof subscriber !== 'string' || subscriber === '') return fail('sync marker without subscriber');
+    // Number.isSafeInteger() proves round a number but does not narrow `unknown`.
     if (!Number.isSafeInteger(round) || (round as number) < 1) return fail('sync marker without round');
     return { kind: 'sync', subscriber, round: round as number };
   }

@@ -58,6 +58,7 @@ export class MemoryStore implements Store {
       this.slots.set(op.key, { packed: packEntry({ version, value, expiresAt }), expiresAt });
       return { key: op.key, op: op.op, version, expiresAt };
     });
+    // committed was mapped from ops: one per op, in order.
     this.outbox.append(committed.map((c, i) => changeOf(ops[i] as WriteOp, c, options.inlineValueMaxBytes)));
     this.sweepNowAndThen(ops.length, now);
     return committed;

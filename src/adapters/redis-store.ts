@@ -17,6 +17,12 @@ import { decodeBusMessage } from './change-codec.js';
  * 2^53, where doubles still count in ones. Appends one outbox entry whose field i is op i's change.
  *
  * With Redis Cluster every key of one script must hash to one slot; cluster support is a later issue.
+ *
+ * It mirrors TypeScript that the embedded store runs: nextVersion and packEntry (src/domain/entry.ts),
+ * changeOf and encodeChange (src/adapters/change-codec.ts). What keeps the two in step: the Store contract
+ * (test/contract/store.contract.ts: versions, outbox changes, inline limit in UTF-8 bytes), run against both
+ * stores, and test/integration/redis-store.test.ts ("stores exactly the packed format", "carries a stored
+ * version far above the clock forward by exactly one"). Change one side, change the other.
  */
 const WRITE_SCRIPT = `
 local EXACT = 9007199254740992
@@ -278,6 +284,8 @@ export class RedisOutbox implements Outbox {
     const now = Date.now();
     const lookForAbandoned = now - this.lastReclaimAt >= reclaimAfterMs / 4;
     if (lookForAbandoned) this.lastReclaimAt = now;
+    // redis.call() answers unknown; the reply shapes are Redis's (XAUTOCLAIM: [cursor, entries, deleted];
+    // XREADGROUP: [[stream, entries]] or null), and parseEntries checks each entry.
     const abandoned = !lookForAbandoned
       ? []
       : parseEntries(
@@ -361,6 +369,7 @@ function parseEntries(raw: unknown): OutboxEntry[] {
   for (const item of raw) {
     // XAUTOCLAIM answers null for an entry deleted while pending.
     if (!Array.isArray(item) || typeof item[0] !== 'string') continue;
+    // Checked to be an array starting with a string just above.
     const [id, fields] = item as [string, unknown];
     try {
       if (!Array.isArray(fields)) throw new Error('no fields');

@@ -53,7 +53,11 @@ export function changeOf(
   return { op: 'set', key, version, value: op.value, expiresAt };
 }
 
-/** Versions are max(previous + 1, now in µs): unique per key, ordered, and roughly the commit time. */
+/**
+ * Versions are max(previous + 1, now in µs): unique per key, ordered, and roughly the commit time. The Redis
+ * write script does the same in Lua; see the note on WRITE_SCRIPT (src/adapters/redis-store.ts) for the tests
+ * that hold the two in step. The same goes for changeOf above and packEntry below.
+ */
 export function nextVersion(previous: Version | null, nowMicros: bigint): Version {
   const bumped = previous === null ? 1n : previous + 1n;
   return bumped > nowMicros ? bumped : nowMicros;
@@ -61,7 +65,8 @@ export function nextVersion(previous: Version | null, nowMicros: bigint): Versio
 
 // Packed form: `<op><version>:<expiresAt>:<value>`; op is `s` (value) or `d` (tombstone, empty value);
 // expiresAt is empty when the entry does not expire. Only the first two colons are structural, so values
-// may contain anything. The Lua write script in the Redis adapter writes the same format.
+// may contain anything. The Lua write script in the Redis adapter writes the same format (kept in step by
+// test/integration/redis-store.test.ts, "stores exactly the packed format").
 const HEADER = /^([sd])(\d+):(\d*):/;
 
 export function packEntry(entry: StoredEntry): string {
@@ -73,6 +78,7 @@ export function packEntry(entry: StoredEntry): string {
 export function unpackEntry(packed: string): StoredEntry {
   const match = HEADER.exec(packed);
   if (!match) throw new Error(`not a tiercache entry: ${JSON.stringify(packed.slice(0, 40))}`);
+  // HEADER's three groups always take part in a match (possibly empty): each is a string.
   const [header, op, version, expiresAt] = match as unknown as [string, string, string, string];
   return {
     version: BigInt(version),

@@ -63,10 +63,12 @@ export async function handleWrite(req: IncomingMessage, res: ServerResponse, rol
   try {
     if (!roles.writer) throw wrongRole('writer');
     const body = await readJson(req);
+    // JSON.parse answers unknown: each field read here is checked before use.
     const items = (body as { items?: unknown } | null)?.items;
     if (!Array.isArray(items))
       throw new InvalidInput('body: expected {"items":[{"key":…,"value":…}]}', 'items');
     const entries = items.map((item: unknown, i) => {
+      // Checked on the next line.
       const { key, value } = (item ?? {}) as { key?: unknown; value?: unknown };
       if (typeof key !== 'string' || typeof value !== 'string') {
         throw new InvalidInput(`items[${i}]: key and value must be strings`, `items[${i}]`);
@@ -87,6 +89,7 @@ export async function handleWrite(req: IncomingMessage, res: ServerResponse, rol
 
 async function readJson(req: IncomingMessage): Promise<unknown> {
   const chunks: Buffer[] = [];
+  // A request stream without setEncoding() yields Buffers; its type says any.
   for await (const chunk of req) chunks.push(chunk as Buffer);
   const text = decodeUtf8(Buffer.concat(chunks), 'body');
   try {
