@@ -423,8 +423,8 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Con
   config.instanceId ??= `${hostname()}-${String(config.port ?? 'x')}`;
   // Introspection helps development and maps the API for an attacker: on by default only when embedded.
   config.introspection ??= !config.redisUrl && !config.kafkaBrokers;
-  // Every key of Config has a setting (so a value, or a problem above) except instanceId and introspection,
-  // filled just above; config.test.ts checks the whole shape.
+  // Every key of Config has a setting: parsed above (or a problem recorded), or, for instanceId and
+  // introspection (null by default), filled just above; config.test.ts checks the whole shape.
   const result = config as Config;
   if (
     problems.length === 0 &&
