@@ -112,5 +112,10 @@ export interface ChangeBus {
    * change published after the promise resolves will be delivered.
    */
   subscribe(subscriberId: string, handler: ChangeHandler): Promise<Subscription>;
+  /**
+   * Bytes `change` takes as one message of this bus (key and encoded value): what the broker's message
+   * size limit counts, which can be several times the raw value (JSON escapes a control character in six).
+   */
+  messageBytes(change: Change): number;
   close(): Promise<void>;
 }

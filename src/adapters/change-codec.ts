@@ -41,6 +41,11 @@ export function encodeChange(change: Change): string {
   }
 }
 
+/** Bytes of one message carrying `change`: its key and its encoded value. */
+export function messageBytesOf(key: string, encoded: string): number {
+  return Buffer.byteLength(key) + Buffer.byteLength(encoded);
+}
+
 export function encodeSyncMarker(marker: SyncMarker): string {
   return JSON.stringify({ op: 'sync', subscriber: marker.subscriber, round: marker.round });
 }

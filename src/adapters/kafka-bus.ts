@@ -16,7 +16,13 @@ import type { Change } from '../domain/entry.js';
 import { log, metrics, reportError, type Logger } from '../observability.js';
 import type { ChangeBus, ChangeHandler, Subscription } from '../ports.js';
 import { sleepUnlessWoken, wakeAll } from '../wake.js';
-import { decodeBusMessage, encodeChange, encodeSyncMarker, type BusMessage } from './change-codec.js';
+import {
+  decodeBusMessage,
+  encodeChange,
+  encodeSyncMarker,
+  messageBytesOf,
+  type BusMessage,
+} from './change-codec.js';
 
 export interface KafkaBusOptions {
   readonly brokers: readonly string[];
@@ -78,6 +84,8 @@ export class KafkaBus implements ChangeBus {
   private partitionIds: readonly number[] = [];
   private closing: Promise<void> | null = null;
   private readonly host: SubscriptionHost;
+  /** Encodings made to measure a change, reused when the same change object is published. */
+  private readonly encoded = new WeakMap<Change, string>();
 
   private constructor(
     private readonly kafka: Kafka,
@@ -133,9 +141,19 @@ export class KafkaBus implements ChangeBus {
     await this.producer.send({
       topic: this.options.topic,
       acks: -1,
-      messages: changes.map((change) => ({ key: change.key, value: encodeChange(change) })),
+      messages: changes.map((change) => ({ key: change.key, value: this.encode(change) })),
     });
     published.inc({ kind: 'change' }, changes.length);
+  }
+
+  messageBytes(change: Change): number {
+    return messageBytesOf(change.key, this.encode(change));
+  }
+
+  private encode(change: Change): string {
+    let value = this.encoded.get(change);
+    if (value === undefined) this.encoded.set(change, (value = encodeChange(change)));
+    return value;
   }
 
   async subscribe(subscriberId: string, handler: ChangeHandler): Promise<Subscription> {

@@ -1,6 +1,7 @@
 // The embedded in-process change bus: broadcasts every published batch to every current subscriber, each of
 // which drains its own queue in order, one handler call at a time. Not durable; for the single-process mode.
 import type { Change } from '../domain/entry.js';
+import { encodeChange, messageBytesOf } from './change-codec.js';
 import { reportError } from '../observability.js';
 import { sleepUnlessWoken, wakeAll } from '../wake.js';
 import type { ChangeBus, ChangeHandler, Subscription } from '../ports.js';
@@ -27,6 +28,11 @@ export class LocalBus implements ChangeBus {
     );
     this.subscriptions.set(subscriberId, subscription);
     return subscription;
+  }
+
+  /** Measured as Kafka would carry it, so that the relay behaves the same on either bus. */
+  messageBytes(change: Change): number {
+    return messageBytesOf(change.key, encodeChange(change));
   }
 
   async close(): Promise<void> {

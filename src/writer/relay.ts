@@ -4,7 +4,7 @@
 // Every writer runs one relay; the outbox hands each entry to one of them and gives the entries of a relay
 // that stopped answering to another after reclaimAfterMs. A change may therefore be published twice, or out
 // of order across relays; readers' fill rule makes both harmless.
-import { utf8Bytes, type Change } from '../domain/entry.js';
+import type { Change } from '../domain/entry.js';
 import { log, metrics, reportError } from '../observability.js';
 import type { ChangeBus, Outbox } from '../ports.js';
 
@@ -20,8 +20,10 @@ export interface RelayOptions {
   /** Most changes in one publish call. */
   maxBatch: number;
   /**
-   * Most value bytes in one publish call (one change always goes, whatever its size). Kafka refuses a record
-   * batch over the broker's message.max.bytes (1 MB by default), so batches stay well below it.
+   * Most bytes in one publish call, counted as the bus encodes them (ChangeBus.messageBytes). Kafka refuses
+   * a record batch over the broker's message.max.bytes (1 MB by default), so batches stay well below it. A
+   * change larger than this on its own is sent as an invalidation (version only; readers refetch the
+   * value): whatever makes a change large, it must never stop the announcements behind it.
    */
   maxBatchBytes: number;
   /** First retry delay after a failure; doubles up to maxRetryDelayMs. */
@@ -32,6 +34,10 @@ export interface RelayOptions {
 const announced = metrics.counter(
   'tiercache_writer_changes_announced_total',
   'Changes the relay put on the bus',
+);
+const tooLarge = metrics.counter(
+  'tiercache_writer_changes_too_large_total',
+  'Changes too large for one bus message, announced as invalidations instead',
 );
 const failures = metrics.counter(
   'tiercache_writer_relay_failures_total',
@@ -115,8 +121,18 @@ export class Relay {
   private *batches(changes: readonly Change[]): Generator<Change[]> {
     let batch: Change[] = [];
     let bytes = 0;
-    for (const change of changes) {
-      const size = utf8Bytes(change.key) + (change.op === 'set' ? utf8Bytes(change.value) : 0);
+    for (const original of changes) {
+      let change = original;
+      let size = this.bus.messageBytes(change);
+      if (size > this.options.maxBatchBytes && change.op === 'set') {
+        tooLarge.inc();
+        log.warn('change too large for one bus message; announced as an invalidation', {
+          key: change.key.slice(0, 200),
+          bytes: size,
+        });
+        change = { op: 'invalidate', key: change.key, version: change.version, expiresAt: change.expiresAt };
+        size = this.bus.messageBytes(change);
+      }
       if (
         batch.length > 0 &&
         (batch.length >= this.options.maxBatch || bytes + size > this.options.maxBatchBytes)

@@ -14,6 +14,7 @@ class StallableBus implements ChangeBus {
   stalled = false;
   publish = this.inner.publish.bind(this.inner);
   close = this.inner.close.bind(this.inner);
+  messageBytes = this.inner.messageBytes.bind(this.inner);
   async subscribe(id: string, handler: ChangeHandler): Promise<Subscription> {
     const sub = await this.inner.subscribe(id, handler);
     return {

@@ -23,6 +23,7 @@ function flakyBus(inner: ChangeBus, failures: number): ChangeBus & { attempts: n
       await inner.publish(changes);
     },
     subscribe: inner.subscribe.bind(inner),
+    messageBytes: inner.messageBytes.bind(inner),
     close: inner.close.bind(inner),
   };
   return bus;
@@ -85,5 +86,44 @@ describe('Relay', () => {
     const next = startRelay(store.outbox, local, { relayId: 'next', reclaimAfterMs: 0 });
     closers.push(() => next.close());
     expect((await arrived).map((c) => c.key)).toEqual(['k']);
+  });
+
+  it('sizes publishes by encoded bytes, and sends a change too large for one message as an invalidation', async () => {
+    const store = new MemoryStore();
+    const local = new LocalBus();
+    const sizes: number[] = [];
+    const measuring: ChangeBus = {
+      publish: async (changes) => {
+        sizes.push(changes.reduce((sum, c) => sum + local.messageBytes(c), 0));
+        await local.publish(changes);
+      },
+      subscribe: local.subscribe.bind(local),
+      messageBytes: local.messageBytes.bind(local),
+      close: local.close.bind(local),
+    };
+    // 150 raw bytes each, 900 once JSON escapes them: three fit a 1,000-byte bound as raw bytes, one encoded.
+    const escaped = '\u0001'.repeat(150);
+    const options = { ...OPTIONS, inlineValueMaxBytes: 10_000 };
+    await store.write(
+      ['a', 'b', 'c'].map((key) => ({ op: 'set' as const, key, value: escaped })),
+      options,
+    );
+    await store.write([{ op: 'set', key: 'huge', value: '\u0001'.repeat(400) }], options);
+    await store.write([{ op: 'set', key: 'after', value: 'ok' }], options);
+    const arrived = received(local, 5);
+    const relay = startRelay(store.outbox, measuring, { maxBatchBytes: 1000 });
+    closers.push(
+      () => local.close(),
+      () => relay.close(),
+    );
+    const changes = await arrived;
+    expect(changes.map((c) => [c.key, c.op])).toEqual([
+      ['a', 'set'],
+      ['b', 'set'],
+      ['c', 'set'],
+      ['huge', 'invalidate'],
+      ['after', 'set'],
+    ]);
+    expect(Math.max(...sizes)).toBeLessThanOrEqual(1000);
   });
 });
