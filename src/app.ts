@@ -91,6 +91,7 @@ export async function startApp(config: Config): Promise<App> {
           limits,
           tombstoneTtlMs: config.tombstoneTtlMs,
           inlineValueMaxBytes: config.inlineValueMaxBytes,
+          outboxLimit: { maxEntries: config.outboxMaxEntries, maxBytes: config.outboxMaxBytes },
         });
   const relay =
     config.mode === 'reader'

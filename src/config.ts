@@ -35,6 +35,8 @@ export interface Config {
   maxRequestBytes: number;
   inlineValueMaxBytes: number;
   outboxReclaimMs: number;
+  outboxMaxBytes: number;
+  outboxMaxEntries: number;
   feedSyncIntervalMs: number;
   feedMaxLagMs: number;
   logLevel: 'debug' | 'info' | 'warn' | 'error';
@@ -284,6 +286,20 @@ export const SETTINGS = [
     '10000',
     int(100),
     'A writer takes over outbox entries another writer claimed but did not announce for this long',
+  ),
+  setting(
+    'outboxMaxBytes',
+    'OUTBOX_MAX_BYTES',
+    String(256 * MiB),
+    int(0),
+    'Writes are refused (UNAVAILABLE) while this many bytes of changes wait to be announced; 0: no bound',
+  ),
+  setting(
+    'outboxMaxEntries',
+    'OUTBOX_MAX_ENTRIES',
+    '0',
+    int(0),
+    'Writes are refused (UNAVAILABLE) while this many committed batches wait to be announced; 0: no bound',
   ),
   setting(
     'feedSyncIntervalMs',

@@ -14,6 +14,32 @@ export interface WriteOptions {
   readonly tombstoneTtlMs: number;
   /** Values of more UTF-8 bytes than this enter the outbox as invalidations (version only). */
   readonly inlineValueMaxBytes: number;
+  /**
+   * Refuse the write (FeedBackedUp) while the outbox already holds this much unannounced: a long Kafka
+   * outage must not fill the Redis that holds the data set. 0 for no bound; absent: unbounded.
+   */
+  readonly outboxLimit?: { readonly maxEntries: number; readonly maxBytes: number };
+}
+
+/** What waits in the outbox to be announced. */
+export interface OutboxBacklog {
+  /** Entries (committed batches) not yet acknowledged. */
+  readonly entries: number;
+  /** Their size as stored (the changes' encoded bytes). */
+  readonly bytes: number;
+  /** How long ago the oldest of them was committed, by the store's clock; null when there is none. */
+  readonly oldestAgeMs: number | null;
+}
+
+/** A write refused because the outbox holds too much that is not announced yet; it drains by itself. */
+export class FeedBackedUp extends Error {
+  override readonly name = 'FeedBackedUp';
+  constructor(readonly backlog: { readonly entries: number; readonly bytes: number }) {
+    super(
+      `the change feed is backed up: ${backlog.entries} committed batches (${backlog.bytes} bytes) wait to ` +
+        'be announced on Kafka; writes resume by themselves once they drain',
+    );
+  }
 }
 
 /** What the store committed for one op: the version it assigned and the entry's absolute expiry. */
@@ -50,6 +76,11 @@ export interface Outbox {
   ack(ids: readonly string[]): Promise<void>;
   /** Entries not yet acknowledged, claimed or not. */
   size(): Promise<number>;
+  /**
+   * Size and age of what is not yet acknowledged. Everything committed before the oldest unacknowledged
+   * entry has been announced: this is how a reader extends its feed proof back to the commit.
+   */
+  backlog(): Promise<OutboxBacklog>;
 }
 
 /**
@@ -63,11 +94,15 @@ export class StoreFailure extends Error {
   }
 }
 
-/** Runs one store call, turning whatever it throws into a StoreFailure. */
+/**
+ * Runs one store call, turning whatever it throws into a StoreFailure — except FeedBackedUp, which is the
+ * store working as configured, with its own message for the client.
+ */
 export async function callStore<T>(operation: string, call: () => Promise<T>): Promise<T> {
   try {
     return await call();
   } catch (error) {
+    if (error instanceof FeedBackedUp) throw error;
     throw new StoreFailure(operation, error);
   }
 }

@@ -43,6 +43,11 @@ export interface KafkaBusOptions {
    * this bounds close(); data (changes, markers) ends the wait at once, so it never delays delivery.
    */
   readonly fetchMaxWaitMs?: number;
+  /**
+   * How long subscribe() waits for members already in the subscriber's consumer group to go before it
+   * refuses (another reader with the same id); default: the session timeout and a second.
+   */
+  readonly inUseWaitMs?: number;
 }
 
 const published = metrics.counter(
@@ -67,6 +72,9 @@ const handlerErrors = metrics.counter(
 const GROUP_ID_NOT_FOUND = 69;
 const GROUP_DELETE_RETRIABLE = new Set([14, 15, 16, 68]);
 const GROUP_DELETE_ATTEMPTS = 5;
+// A reader restarted after a crash rejoins its own group, and waits until the broker gives up on the dead
+// member: a short session keeps that wait near 10 s instead of kafkajs's 30 s default.
+const SESSION_TIMEOUT_MS = 10_000;
 
 /** What a subscription needs from its bus; kept narrow so the bus's own state stays private. */
 interface SubscriptionHost {
@@ -162,12 +170,11 @@ export class KafkaBus implements ChangeBus {
     if (this.subscriptions.has(subscriberId))
       throw new Error(`subscriber ${subscriberId} is already subscribed`);
     const groupId = this.options.groupPrefix + subscriberId;
+    await this.refuseIfInUse(subscriberId, groupId);
     const consumer = this.kafka.consumer({
       groupId,
       allowAutoTopicCreation: false,
-      // A reader restarted after a crash rejoins its own group, and waits until the broker gives up on the
-      // dead member: a short session keeps that wait near 10 s instead of kafkajs's 30 s default.
-      sessionTimeout: 10_000,
+      sessionTimeout: SESSION_TIMEOUT_MS,
       heartbeatInterval: 1_000,
       maxWaitTimeInMs: this.options.fetchMaxWaitMs ?? 1_000,
     });
@@ -195,6 +202,35 @@ export class KafkaBus implements ChangeBus {
 
   private assertOpen(): void {
     if (this.closing) throw new Error('KafkaBus is closed');
+  }
+
+  /**
+   * Two readers started with one instance id would share its consumer group and silently split the feed.
+   * A live member keeps its membership by heartbeats; a crashed predecessor's expires within the session
+   * timeout. So members still there after that long belong to another running reader: refuse to start.
+   */
+  private async refuseIfInUse(subscriberId: string, groupId: string): Promise<void> {
+    const deadline = Date.now() + (this.options.inUseWaitMs ?? SESSION_TIMEOUT_MS + 1_000);
+    let announced = false;
+    for (;;) {
+      const { groups } = await this.admin.describeGroups([groupId]);
+      const members = groups.find((g) => g.groupId === groupId)?.members.length ?? 0;
+      if (members === 0) return;
+      if (Date.now() >= deadline) {
+        throw new Error(
+          `instance id ${JSON.stringify(subscriberId)} is in use: consumer group ${groupId} has ${members} ` +
+            'live member(s), another reader running with this INSTANCE_ID; give each reader its own --instance-id',
+        );
+      }
+      if (!announced) {
+        this.logger.info('consumer group has members; waiting for a crashed predecessor to expire', {
+          groupId,
+          members,
+        });
+        announced = true;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    }
   }
 
   private async ensureTopic(): Promise<void> {

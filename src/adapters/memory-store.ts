@@ -3,8 +3,19 @@
 import { systemClock, type Clock } from '../domain/clock.js';
 import { sleepUnlessWoken, wakeAll } from '../wake.js';
 import { changeOf, nextVersion, packEntry, unpackEntry, type StoredEntry } from '../domain/entry.js';
-import type { ClaimOptions, Committed, Outbox, OutboxEntry, Store, WriteOp, WriteOptions } from '../ports.js';
+import {
+  FeedBackedUp,
+  type ClaimOptions,
+  type Committed,
+  type Outbox,
+  type OutboxBacklog,
+  type OutboxEntry,
+  type Store,
+  type WriteOp,
+  type WriteOptions,
+} from '../ports.js';
 import type { Change } from '../domain/entry.js';
+import { encodeChange } from './change-codec.js';
 
 export interface MemoryStoreOptions {
   readonly clock?: Clock;
@@ -48,6 +59,7 @@ export class MemoryStore implements Store {
     // Everything that can fail is checked before the first change, which is what makes a batch atomic here.
     if (options.ttlMs !== null) checkDuration('ttlMs', options.ttlMs, now);
     checkDuration('tombstoneTtlMs', options.tombstoneTtlMs, now);
+    this.outbox.checkRoom(options.outboxLimit);
     const nowMicros = this.commitMicros(now);
     const committed = ops.map((op): Committed => {
       const previous = this.live(op.key, now);
@@ -133,15 +145,36 @@ function checkDuration(name: string, ms: number, now: number): void {
  */
 class MemoryOutbox implements Outbox {
   // A Map iterates in insertion order, which is commit order.
-  private readonly entries = new Map<string, { changes: readonly Change[]; claimedAt: number | null }>();
+  private readonly entries = new Map<
+    string,
+    { changes: readonly Change[]; claimedAt: number | null; committedAt: number; bytes: number }
+  >();
   private nextId = 1;
+  private bytes = 0;
   private readonly waiting = new Set<() => void>();
 
   constructor(private readonly clock: Clock) {}
 
   append(changes: readonly Change[]): void {
-    this.entries.set(String(this.nextId++), { changes, claimedAt: null });
+    // Counted as the Redis outbox counts its fields: the changes as the bus encodes them.
+    const bytes = changes.reduce((sum, change) => sum + Buffer.byteLength(encodeChange(change)), 0);
+    this.entries.set(String(this.nextId++), {
+      changes,
+      claimedAt: null,
+      committedAt: this.clock.now(),
+      bytes,
+    });
+    this.bytes += bytes;
     wakeAll(this.waiting);
+  }
+
+  /** Throws FeedBackedUp when the outbox is at `limit`, as the Redis write script does. */
+  checkRoom(limit: WriteOptions['outboxLimit']): void {
+    if (!limit) return;
+    const { maxEntries, maxBytes } = limit;
+    if ((maxEntries > 0 && this.entries.size >= maxEntries) || (maxBytes > 0 && this.bytes >= maxBytes)) {
+      throw new FeedBackedUp({ entries: this.entries.size, bytes: this.bytes });
+    }
   }
 
   async claim(_relayId: string, { max, blockMs, reclaimAfterMs }: ClaimOptions): Promise<OutboxEntry[]> {
@@ -154,11 +187,23 @@ class MemoryOutbox implements Outbox {
   }
 
   async ack(ids: readonly string[]): Promise<void> {
-    for (const id of ids) this.entries.delete(id);
+    for (const id of ids) {
+      this.bytes -= this.entries.get(id)?.bytes ?? 0;
+      this.entries.delete(id);
+    }
   }
 
   async size(): Promise<number> {
     return this.entries.size;
+  }
+
+  async backlog(): Promise<OutboxBacklog> {
+    const oldest = this.entries.values().next();
+    return {
+      entries: this.entries.size,
+      bytes: this.bytes,
+      oldestAgeMs: oldest.done ? null : Math.max(0, this.clock.now() - oldest.value.committedAt),
+    };
   }
 
   close(): void {

@@ -2,19 +2,31 @@
 // by a Lua script in the same atomic step that stores the values, reads answered by a single MGET.
 import { Redis } from 'ioredis';
 import { unpackEntry, type StoredEntry } from '../domain/entry.js';
-import { log, metrics } from '../observability.js';
-import type { ClaimOptions, Committed, Outbox, OutboxEntry, Store, WriteOp, WriteOptions } from '../ports.js';
+import { log, metrics, reportError } from '../observability.js';
+import {
+  FeedBackedUp,
+  type ClaimOptions,
+  type Committed,
+  type Outbox,
+  type OutboxBacklog,
+  type OutboxEntry,
+  type Store,
+  type WriteOp,
+  type WriteOptions,
+} from '../ports.js';
 import { decodeBusMessage } from './change-codec.js';
 
 /**
  * The write script. It validates everything before its first write because Redis does not roll a script
  * back when it fails half way: a bad argument or a foreign value found after a SET would leave half a batch.
  *
- * KEYS: the entries' keys in op order, then the outbox stream. ARGV: ttlMs ('' for none), tombstoneTtlMs,
- * inlineValueMaxBytes, the byte length of the entries' key prefix, then per op its kind ('s' set, 'd' delete)
- * and value ('' for deletes). Returns, per op, the version and expiresAt ('' for none) as decimal strings:
+ * KEYS: the entries' keys in op order, then the outbox stream and the counter of its bytes. ARGV: ttlMs ('' for
+ * none), tombstoneTtlMs, inlineValueMaxBytes, the byte length of the entries' key prefix, the outbox bounds
+ * (most entries, most bytes; 0 for none), then per op its kind ('s' set, 'd' delete) and value ('' for
+ * deletes). An outbox at its bound refuses the batch with `TCBACKLOG <entries> <bytes>` before any write. Returns, per op, the version and expiresAt ('' for none) as decimal strings:
  * Lua numbers are doubles, so integers are formatted with '%.0f' (tostring gives 1.7e+15) and kept below
- * 2^53, where doubles still count in ones. Appends one outbox entry whose field i is op i's change.
+ * 2^53, where doubles still count in ones. Appends one outbox entry whose field i is op i's change, and adds its
+ * bytes to the counter (the acknowledgement script takes them off again).
  *
  * With Redis Cluster every key of one script must hash to one slot; cluster support is a later issue.
  *
@@ -26,11 +38,12 @@ import { decodeBusMessage } from './change-codec.js';
  */
 const WRITE_SCRIPT = `
 local EXACT = 9007199254740992
--- The last key is the outbox stream; the others are the entries, in op order.
-local n = #KEYS - 1
+-- The last two keys are the outbox stream and its byte counter; the others are the entries, in op order.
+local n = #KEYS - 2
 local outbox = KEYS[n + 1]
-if #ARGV ~= 4 + 2 * n then
-  return redis.error_reply('ERR tiercache write: expected ' .. (4 + 2 * n) .. ' arguments, got ' .. #ARGV)
+local outboxBytes = KEYS[n + 2]
+if #ARGV ~= 6 + 2 * n then
+  return redis.error_reply('ERR tiercache write: expected ' .. (6 + 2 * n) .. ' arguments, got ' .. #ARGV)
 end
 
 local function count(text)
@@ -48,16 +61,21 @@ if tombstoneTtl == nil then return redis.error_reply('ERR tiercache write: inval
 local inlineMax = tonumber(ARGV[3])
 if inlineMax == nil or inlineMax < 0 then return redis.error_reply('ERR tiercache write: invalid inlineValueMaxBytes ' .. ARGV[3]) end
 local prefixLength = tonumber(ARGV[4])
+local maxEntries = tonumber(ARGV[5])
+local maxBytes = tonumber(ARGV[6])
+if maxEntries == nil or maxEntries < 0 or maxBytes == nil or maxBytes < 0 then
+  return redis.error_reply('ERR tiercache write: invalid outbox bounds ' .. ARGV[5] .. ' ' .. ARGV[6])
+end
 
 -- prev[key]: the version the key holds (false when it holds nothing), later the one this batch assigned.
 local prev = {}
 for i = 1, n do
   local key = KEYS[i]
-  local kind = ARGV[2 * i + 3]
+  local kind = ARGV[2 * i + 5]
   if kind ~= 's' and kind ~= 'd' then
     return redis.error_reply('ERR tiercache write: invalid op kind for key ' .. key)
   end
-  if key == outbox then return redis.error_reply('ERR tiercache write: key ' .. key .. ' is the outbox') end
+  if key == outbox or key == outboxBytes then return redis.error_reply('ERR tiercache write: key ' .. key .. ' is the outbox') end
   if prev[key] == nil then
     -- The header fits in 64 bytes, so a 1 MiB value costs no more to check than a small one.
     local head = redis.pcall('GETRANGE', key, 0, 63)
@@ -80,6 +98,14 @@ for i = 1, n do
   end
 end
 
+if maxEntries > 0 or maxBytes > 0 then
+  local waiting = redis.call('XLEN', outbox)
+  local waitingBytes = tonumber(redis.call('GET', outboxBytes) or '0')
+  if (maxEntries > 0 and waiting >= maxEntries) or (maxBytes > 0 and waitingBytes >= maxBytes) then
+    return redis.error_reply('TCBACKLOG ' .. waiting .. ' ' .. waitingBytes)
+  end
+end
+
 local time = redis.call('TIME')
 local nowMs = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 local nowUs = tonumber(time[1]) * 1000000 + tonumber(time[2])
@@ -88,6 +114,7 @@ if nowMs + tombstoneTtl >= EXACT then return redis.error_reply('ERR tiercache wr
 
 local out = {}
 local record = {}
+local recordBytes = 0
 for i = 1, n do
   local key = KEYS[i]
   local version = (prev[key] or 0) + 1
@@ -95,8 +122,8 @@ for i = 1, n do
   prev[key] = version
   local v = string.format('%.0f', version)
   local expiresAt = ''
-  local value = ARGV[2 * i + 4]
-  if ARGV[2 * i + 3] == 's' then
+  local value = ARGV[2 * i + 6]
+  if ARGV[2 * i + 5] == 's' then
     if ttl == nil then
       redis.call('SET', key, 's' .. v .. '::' .. value)
     else
@@ -113,7 +140,7 @@ for i = 1, n do
   local name = string.sub(key, prefixLength + 1)
   local head = '{"key":' .. cjson.encode(name) .. ',"version":"' .. v .. '"'
   local expiry = expiresAt == '' and 'null' or expiresAt
-  if ARGV[2 * i + 3] == 'd' then
+  if ARGV[2 * i + 5] == 'd' then
     record[2 * i] = head .. ',"op":"delete"}'
   elseif string.len(value) > inlineMax then
     record[2 * i] = head .. ',"op":"invalidate","expiresAt":' .. expiry .. '}'
@@ -121,9 +148,36 @@ for i = 1, n do
     record[2 * i] = head .. ',"op":"set","value":' .. cjson.encode(value) .. ',"expiresAt":' .. expiry .. '}'
   end
   record[2 * i - 1] = tostring(i)
+  recordBytes = recordBytes + string.len(record[2 * i])
 end
 redis.call('XADD', outbox, '*', unpack(record))
+redis.call('INCRBY', outboxBytes, recordBytes)
 return out
+`;
+
+/**
+ * The acknowledgement: entries announced are removed, and their bytes taken off the counter the write script
+ * added them to. KEYS: the outbox stream, its byte counter. ARGV: the entry ids. An id already gone (acked
+ * by another relay after a takeover) frees nothing; an empty outbox resets the counter, so it cannot drift.
+ */
+const ACK_SCRIPT = `
+local freed = 0
+for i = 1, #ARGV do
+  local found = redis.call('XRANGE', KEYS[1], ARGV[i], ARGV[i])
+  if #found > 0 then
+    local fields = found[1][2]
+    for j = 2, #fields, 2 do freed = freed + string.len(fields[j]) end
+  end
+end
+-- 'relays' is RELAY_GROUP below.
+redis.call('XACK', KEYS[1], 'relays', unpack(ARGV))
+redis.call('XDEL', KEYS[1], unpack(ARGV))
+if redis.call('XLEN', KEYS[1]) == 0 then
+  redis.call('DEL', KEYS[2])
+elseif freed > 0 and redis.call('DECRBY', KEYS[2], freed) < 0 then
+  redis.call('SET', KEYS[2], 0)
+end
+return freed
 `;
 
 const connectionErrors = metrics.counter(
@@ -131,8 +185,9 @@ const connectionErrors = metrics.counter(
   'Errors on Redis connections, by connection',
 );
 
-// Long and specific so that defining it on a client the caller shares cannot clash with their own scripts.
+// Long and specific so that defining them on a client the caller shares cannot clash with their own scripts.
 const WRITE_COMMAND = 'tiercacheWriteBatch';
+const ACK_COMMAND = 'tiercacheAckOutbox';
 
 /**
  * A client for the store: connects at once, sends each command as it comes (one MGET is one round trip).
@@ -168,6 +223,13 @@ function watchConnection(redis: Redis, connection: string): void {
   });
 }
 
+/** Runs a script defined with defineCommand, which adds the method at run time where ioredis's types cannot see it. */
+async function callScript(redis: Redis, name: string, keys: string[], args: string[]): Promise<unknown> {
+  const command: unknown = Reflect.get(redis, name);
+  if (typeof command !== 'function') throw new Error(`ioredis did not define ${name}`);
+  return Reflect.apply(command, redis, [keys.length, keys, args]);
+}
+
 function isStrings(value: unknown): value is string[] {
   return Array.isArray(value) && value.every((item) => typeof item === 'string');
 }
@@ -176,7 +238,8 @@ export interface RedisStoreOptions {
   readonly redis: Redis;
   /**
    * Prepended to every key the store touches, so that several caches (or test runs) share one Redis. Entries
-   * live under `prefix + 'e:' + key`, the outbox stream at `prefix + 'outbox'`: no entry can collide with it.
+   * live under `prefix + 'e:' + key`, the outbox stream at `prefix + 'outbox'` and the count of its bytes at
+   * `prefix + 'outbox:bytes'`: no entry can collide with them.
    */
   readonly prefix: string;
   /** true hands the client to the store: close() then quits it. By default the caller owns and quits it. */
@@ -188,34 +251,43 @@ export class RedisStore implements Store {
   private readonly redis: Redis;
   private readonly entryPrefix: string;
   private readonly outboxKey: string;
+  private readonly outboxBytesKey: string;
   private readonly ownsClient: boolean;
 
   constructor(options: RedisStoreOptions) {
     this.redis = options.redis;
     this.entryPrefix = `${options.prefix}e:`;
     this.outboxKey = `${options.prefix}outbox`;
+    this.outboxBytesKey = `${options.prefix}outbox:bytes`;
     this.ownsClient = options.ownsClient ?? false;
-    this.outbox = new RedisOutbox(this.redis, this.outboxKey);
+    this.outbox = new RedisOutbox(this.redis, this.outboxKey, this.outboxBytesKey);
     // ioredis sends the script body once per connection, EVALSHA after that, and EVAL again on NOSCRIPT
     // (after a SCRIPT FLUSH or a failover).
     this.redis.defineCommand(WRITE_COMMAND, { lua: WRITE_SCRIPT });
+    this.redis.defineCommand(ACK_COMMAND, { lua: ACK_SCRIPT });
   }
 
   async write(ops: readonly WriteOp[], options: WriteOptions): Promise<Committed[]> {
     if (ops.length === 0) return [];
     const keys = ops.map((op) => this.entryPrefix + op.key);
-    keys.push(this.outboxKey);
+    keys.push(this.outboxKey, this.outboxBytesKey);
     const args = [
       options.ttlMs === null ? '' : String(options.ttlMs),
       String(options.tombstoneTtlMs),
       String(options.inlineValueMaxBytes),
       String(Buffer.byteLength(this.entryPrefix)),
+      String(options.outboxLimit?.maxEntries ?? 0),
+      String(options.outboxLimit?.maxBytes ?? 0),
     ];
     for (const op of ops) args.push(op.op === 'set' ? 's' : 'd', op.op === 'set' ? op.value : '');
-    // defineCommand adds the method at run time; ioredis's types cannot know it.
-    const command: unknown = Reflect.get(this.redis, WRITE_COMMAND);
-    if (typeof command !== 'function') throw new Error(`ioredis did not define ${WRITE_COMMAND}`);
-    const reply: unknown = await Reflect.apply(command, this.redis, [keys.length, keys, args]);
+    let reply: unknown;
+    try {
+      reply = await callScript(this.redis, WRITE_COMMAND, keys, args);
+    } catch (error) {
+      const backlog = error instanceof Error ? /^TCBACKLOG (\d+) (\d+)/.exec(error.message) : null;
+      if (backlog) throw new FeedBackedUp({ entries: Number(backlog[1]), bytes: Number(backlog[2]) });
+      throw error;
+    }
     if (!isStrings(reply) || reply.length !== 2 * ops.length) {
       throw new Error(`unexpected reply from the write script: ${JSON.stringify(reply).slice(0, 200)}`);
     }
@@ -259,7 +331,7 @@ export class RedisStore implements Store {
 const RELAY_GROUP = 'relays';
 const malformed = metrics.counter(
   'tiercache_outbox_malformed_total',
-  'Outbox entries that could not be decoded and were dropped',
+  'Times an outbox entry could not be decoded; it is kept (not announced, not acknowledged) for a person to see',
 );
 
 /**
@@ -275,6 +347,7 @@ export class RedisOutbox implements Outbox {
   constructor(
     private readonly redis: Redis,
     private readonly key: string,
+    private readonly bytesKey: string,
   ) {}
 
   async claim(relayId: string, { max, blockMs, reclaimAfterMs }: ClaimOptions): Promise<OutboxEntry[]> {
@@ -324,15 +397,38 @@ export class RedisOutbox implements Outbox {
 
   async ack(ids: readonly string[]): Promise<void> {
     if (ids.length === 0) return;
-    await this.redis
-      .multi()
-      .xack(this.key, RELAY_GROUP, ...ids)
-      .xdel(this.key, ...ids)
-      .exec();
+    await callScript(this.redis, ACK_COMMAND, [this.key, this.bytesKey], [...ids]);
   }
 
   async size(): Promise<number> {
     return this.redis.xlen(this.key);
+  }
+
+  async backlog(): Promise<OutboxBacklog> {
+    // One transaction, so the oldest entry and the server's clock are read at the same moment. Stream ids
+    // start with their commit time in ms on that clock: the age needs no clock of ours.
+    const replies = await this.redis
+      .multi()
+      .xlen(this.key)
+      .get(this.bytesKey)
+      .xrange(this.key, '-', '+', 'COUNT', 1)
+      .time()
+      .exec();
+    const failed = replies?.find(([error]) => error !== null)?.[0];
+    if (!replies || failed) throw failed ?? new Error('the outbox backlog transaction was aborted');
+    const [[, entries], [, bytes], [, oldest], [, time]] = replies as [
+      [null, number],
+      [null, string | null],
+      [null, [string, string[]][]],
+      [null, [string, string]],
+    ];
+    const nowMs = Number(time[0]) * 1000 + Math.floor(Number(time[1]) / 1000);
+    const oldestId = oldest[0]?.[0];
+    return {
+      entries,
+      bytes: Number(bytes ?? 0),
+      oldestAgeMs: oldestId === undefined ? null : Math.max(0, nowMs - Number(oldestId.split('-')[0])),
+    };
   }
 
   close(): void {
@@ -362,7 +458,11 @@ function connectBlocking(redis: Redis): Redis {
   return blocking;
 }
 
-/** Stream entries `[id, [field, value, …]]` → outbox entries; an undecodable one is dropped with a log line. */
+/**
+ * Stream entries `[id, [field, value, …]]` → outbox entries. An undecodable one is left out: never announced,
+ * never acknowledged, so it stays in the stream (and in the backlog that readers' feed proofs count) for a
+ * person to look at; it is logged and counted every time a relay claims it again.
+ */
 function parseEntries(raw: unknown): OutboxEntry[] {
   if (!Array.isArray(raw)) return [];
   const entries: OutboxEntry[] = [];
@@ -383,8 +483,9 @@ function parseEntries(raw: unknown): OutboxEntry[] {
       entries.push({ id, changes });
     } catch (error) {
       malformed.inc();
-      log.error('dropping an undecodable outbox entry', { id, error });
-      entries.push({ id, changes: [] });
+      reportError('outbox', 'an outbox entry cannot be decoded; it stays in the outbox, unannounced', error, {
+        id,
+      });
     }
   }
   return entries;

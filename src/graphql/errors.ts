@@ -2,7 +2,7 @@
 import { GraphQLError } from 'graphql';
 import { InvalidInput, ResponseTooLarge } from '../domain/limits.js';
 import { reportError } from '../observability.js';
-import { StoreFailure } from '../ports.js';
+import { FeedBackedUp, StoreFailure } from '../ports.js';
 
 export type ErrorCode = 'BAD_USER_INPUT' | 'WRONG_ROLE' | 'UNAVAILABLE' | 'INTERNAL' | 'RESPONSE_TOO_LARGE';
 
@@ -31,6 +31,8 @@ export function toClientError(error: unknown, operation: string): GraphQLError {
   if (error instanceof InvalidInput)
     return clientError('BAD_USER_INPUT', error.message, { argument: error.path });
   if (error instanceof ResponseTooLarge) return clientError('RESPONSE_TOO_LARGE', error.message);
+  // Not a fault: the bound doing its job while Kafka is away (counted by the writer, visible on /metrics).
+  if (error instanceof FeedBackedUp) return clientError('UNAVAILABLE', error.message);
   reportError('graphql', `${operation} failed`, error);
   if (error instanceof StoreFailure)
     return clientError('UNAVAILABLE', `${operation} could not be completed; try again`);

@@ -75,14 +75,16 @@ export class Reader {
   private readonly monitor: FeedMonitor;
   private subscription: Subscription | null = null;
   private purgeTimer: NodeJS.Timeout | null = null;
-  private trustedBefore = false;
+  private readonly clock: Clock;
   private readonly changeListeners = new Set<(changes: readonly Change[]) => void>();
+  private readonly trustListeners = new Set<(trusted: boolean) => void>();
 
   private constructor(
     private readonly store: Store,
     options: ReaderOptions,
   ) {
     const clock = options.clock ?? systemClock;
+    this.clock = clock;
     this.tier = new MemoryTier({ ...options.memory, clock });
     this.batcher = new Batcher<StoredEntry | null, Lookup>(
       {
@@ -101,11 +103,11 @@ export class Reader {
       },
       { maxBatch: options.maxBatch },
     );
-    this.monitor = new FeedMonitor((timeoutMs) => this.requireSubscription().sync(timeoutMs), {
-      intervalMs: options.feed.syncIntervalMs,
-      maxLagMs: options.feed.maxLagMs,
-      clock,
-    });
+    this.monitor = new FeedMonitor(
+      (timeoutMs) => this.prove(timeoutMs),
+      { intervalMs: options.feed.syncIntervalMs, maxLagMs: options.feed.maxLagMs, clock },
+      (trusted, lagMs) => this.trustChanged(trusted, lagMs),
+    );
     metrics.gauge('tiercache_reader_memory_entries', 'Entries in the memory tier', () => this.tier.size);
     metrics.gauge('tiercache_reader_memory_bytes', 'Bytes counted in the memory tier', () => this.tier.bytes);
     metrics.gauge('tiercache_reader_feed_lag_ms', 'Age of the last proof that the feed is current', () =>
@@ -113,13 +115,16 @@ export class Reader {
     );
   }
 
-  /** Subscribes to the feed and resolves once it is live, so the memory tier can be trusted from the start. */
+  /**
+   * Subscribes to the feed and resolves once it is live; the memory tier is trusted from the start if the
+   * outbox held nothing old then (see prove()).
+   */
   static async start(store: Store, bus: ChangeBus, options: ReaderOptions): Promise<Reader> {
     const reader = new Reader(store, options);
-    const clock = options.clock ?? systemClock;
-    const startedAt = clock.now();
+    const startedAt = reader.clock.now();
+    const { oldestAgeMs } = await store.outbox.backlog();
     reader.subscription = await bus.subscribe(options.instanceId, (changes) => reader.onChanges(changes));
-    reader.monitor.proven(startedAt);
+    reader.monitor.proven(startedAt - (oldestAgeMs ?? 0));
     reader.monitor.start();
     reader.purgeTimer = setInterval(() => {
       const purged = reader.tier.purgeExpired();
@@ -132,6 +137,15 @@ export class Reader {
   /** Whether the feed is proven current, i.e. the memory tier is in use. */
   get feedCurrent(): boolean {
     return this.trusted();
+  }
+
+  /**
+   * Called each time trust in the feed changes, when it changes (after the memory tier was cleared): false
+   * when it is lost, true when it returns and changes may have been missed meanwhile.
+   */
+  onTrustChange(listener: (trusted: boolean) => void): () => void {
+    this.trustListeners.add(listener);
+    return () => this.trustListeners.delete(listener);
   }
 
   /**
@@ -184,23 +198,43 @@ export class Reader {
     }
   }
 
-  /**
-   * The memory tier is used only while the feed is proven current. Any change of that state clears it: on
-   * losing trust, what it holds may already be stale; on regaining it, changes may have been missed.
-   */
+  /** The memory tier is used only while the feed is proven current (the monitor reports each change). */
   private trusted(): boolean {
-    const now = this.monitor.current;
-    if (now !== this.trustedBefore) {
-      this.tier.clear();
-      this.trustedBefore = now;
-      feedTrust.inc();
-      if (now) log.info('change feed current: memory tier in use');
-      else
-        log.warn('change feed not proven current: memory tier cleared, reading from the store', {
-          lagMs: this.monitor.lagMs,
-        });
+    return this.monitor.current;
+  }
+
+  /**
+   * The one place trust changes, called by the monitor the moment it does (a proof arriving, the last one
+   * expiring on its timer, or a read noticing first). Any change clears the tier: on losing trust, what it
+   * holds may already be stale; on regaining it, changes may have been missed.
+   */
+  private trustChanged(trusted: boolean, lagMs: number): void {
+    this.tier.clear();
+    feedTrust.inc();
+    if (trusted) log.info('change feed current: memory tier in use', { lagMs });
+    else log.warn('change feed not proven current: memory tier cleared, reading from the store', { lagMs });
+    for (const listener of this.trustListeners) {
+      try {
+        listener(trusted);
+      } catch (error) {
+        reportError('reader', 'trust listener failed', error);
+      }
     }
-    return now;
+  }
+
+  /**
+   * One proof, end to end (invariant 5): everything committed before the oldest entry still in the outbox
+   * has been announced (the relay acknowledges only after Kafka has it), and the bus barrier started after
+   * that look proves everything announced before it has been applied here. So every change committed up to
+   * (start − age of the oldest unannounced entry) is in memory. A dead or stuck relay makes that entry age,
+   * and the proof with it, even while Kafka itself is fine.
+   */
+  private async prove(timeoutMs: number): Promise<number> {
+    const startedAt = this.clock.now();
+    const { oldestAgeMs } = await this.store.outbox.backlog();
+    const left = timeoutMs - (this.clock.now() - startedAt);
+    await this.requireSubscription().sync(Math.max(left, 1));
+    return startedAt - (oldestAgeMs ?? 0);
   }
 
   private requireSubscription(): Subscription {

@@ -6,7 +6,7 @@
 // of order across relays; readers' fill rule makes both harmless.
 import type { Change } from '../domain/entry.js';
 import { log, metrics, reportError } from '../observability.js';
-import type { ChangeBus, Outbox } from '../ports.js';
+import type { ChangeBus, Outbox, OutboxBacklog } from '../ports.js';
 
 export interface RelayOptions {
   /** Stable per writer instance: names its claims in the outbox. */
@@ -44,6 +44,25 @@ const failures = metrics.counter(
   'Relay steps that failed and were retried, by step',
 );
 
+// What the last look at the outbox found; the gauges read it when /metrics is rendered.
+let backlog: OutboxBacklog = { entries: 0, bytes: 0, oldestAgeMs: null };
+const BACKLOG_SAMPLE_MS = 1_000;
+metrics.gauge(
+  'tiercache_outbox_backlog_entries',
+  'Committed batches waiting in the outbox to be announced (sampled by the relay each second)',
+  () => backlog.entries,
+);
+metrics.gauge(
+  'tiercache_outbox_backlog_bytes',
+  'Bytes of the changes waiting in the outbox (OUTBOX_MAX_BYTES bounds it)',
+  () => backlog.bytes,
+);
+metrics.gauge(
+  'tiercache_outbox_oldest_age_seconds',
+  'How long ago the oldest change waiting in the outbox was committed; 0 when none waits',
+  () => (backlog.oldestAgeMs ?? 0) / 1000,
+);
+
 class Stopped extends Error {}
 
 function ignoreStopped(error: unknown): void {
@@ -53,6 +72,7 @@ function ignoreStopped(error: unknown): void {
 export class Relay {
   private running = false;
   private loop: Promise<void> | null = null;
+  private sampler: NodeJS.Timeout | null = null;
 
   constructor(
     private readonly outbox: Outbox,
@@ -64,11 +84,21 @@ export class Relay {
     if (this.running) return;
     this.running = true;
     this.loop = this.run();
+    // Apart from the loop, which can spend minutes retrying a publish while Kafka is away: just when the
+    // backlog matters most.
+    this.sampler = setInterval(() => {
+      this.outbox.backlog().then(
+        (sampled) => (backlog = sampled),
+        () => undefined, // Redis away: the claim and ack steps already report that.
+      );
+    }, BACKLOG_SAMPLE_MS);
+    this.sampler.unref();
   }
 
   /** Stops after the step in hand; what is not acknowledged stays in the outbox for the next relay. */
   async close(): Promise<void> {
     this.running = false;
+    if (this.sampler) clearInterval(this.sampler);
     await this.loop;
   }
 

@@ -2,7 +2,7 @@
 // records the batch's changes in its outbox in the same atomic step (the relay announces them from there).
 import { checkDelete, checkWrite, type Limits } from '../domain/limits.js';
 import { metrics } from '../observability.js';
-import { callStore, type Committed, type Store, type WriteOp } from '../ports.js';
+import { callStore, FeedBackedUp, type Committed, type Store, type WriteOp } from '../ports.js';
 
 export interface WriterOptions {
   limits: Limits;
@@ -10,9 +10,15 @@ export interface WriterOptions {
   tombstoneTtlMs: number;
   /** Values larger than this travel as invalidations (version only); readers then refetch. */
   inlineValueMaxBytes: number;
+  /** Writes are refused (FeedBackedUp) while this much waits unannounced in the outbox; 0: no bound. */
+  outboxLimit?: { maxEntries: number; maxBytes: number };
 }
 
 const written = metrics.counter('tiercache_writer_ops_total', 'Committed write operations, by op');
+const refused = metrics.counter(
+  'tiercache_writer_backed_up_total',
+  'Write batches refused because the outbox was at OUTBOX_MAX_BYTES / OUTBOX_MAX_ENTRIES',
+);
 
 export class Writer {
   constructor(
@@ -41,13 +47,20 @@ export class Writer {
 
   private async commit(ops: WriteOp[], ttlMs: number | null): Promise<Committed[]> {
     if (ops.length === 0) return [];
-    const committed = await callStore('write', () =>
-      this.store.write(ops, {
-        ttlMs,
-        tombstoneTtlMs: this.options.tombstoneTtlMs,
-        inlineValueMaxBytes: this.options.inlineValueMaxBytes,
-      }),
-    );
+    let committed: Committed[];
+    try {
+      committed = await callStore('write', () =>
+        this.store.write(ops, {
+          ttlMs,
+          tombstoneTtlMs: this.options.tombstoneTtlMs,
+          inlineValueMaxBytes: this.options.inlineValueMaxBytes,
+          ...(this.options.outboxLimit ? { outboxLimit: this.options.outboxLimit } : {}),
+        }),
+      );
+    } catch (error) {
+      if (error instanceof FeedBackedUp) refused.inc();
+      throw error;
+    }
     written.inc({ op: ops[0]?.op ?? 'set' }, ops.length);
     return committed;
   }

@@ -280,6 +280,45 @@ export function describeStoreContract(name: string, create: () => Promise<StoreF
         expect(await store.outbox.size()).toBe(0);
       });
 
+      it('reports its backlog: entries, bytes and the age of the oldest, all freed by the acknowledgement', async () => {
+        expect(await store.outbox.backlog()).toEqual({ entries: 0, bytes: 0, oldestAgeMs: null });
+        await writeOne(set('a', 'one'));
+        await new Promise((resolve) => setTimeout(resolve, 30));
+        await writeOne(set('b', 'two'));
+        const backlog = await store.outbox.backlog();
+        expect(backlog.entries).toBe(2);
+        // Each change is at least its JSON: key, version digits and value.
+        expect(backlog.bytes).toBeGreaterThan(
+          2 * '{"key":"a","version":"1","op":"set","value":"one"}'.length,
+        );
+        // The oldest was committed first: at least the 30 ms between the two writes ago.
+        expect(backlog.oldestAgeMs).toBeGreaterThanOrEqual(25);
+        const entries = await claimNow('r1');
+        await store.outbox.ack([entries[0]!.id]);
+        const half = await store.outbox.backlog();
+        expect(half.entries).toBe(1);
+        expect(half.bytes).toBeGreaterThan(0);
+        expect(half.bytes).toBeLessThan(backlog.bytes);
+        await store.outbox.ack([entries[1]!.id]);
+        expect(await store.outbox.backlog()).toEqual({ entries: 0, bytes: 0, oldestAgeMs: null });
+      });
+
+      it('refuses a write while the outbox is at its bound, writing nothing, and takes writes again once it drains', async () => {
+        const bounded = { ...KEEP, outboxLimit: { maxEntries: 2, maxBytes: 0 } };
+        await store.write([set('a', '1')], bounded);
+        await store.write([set('a', '2')], bounded);
+        await expect(store.write([set('a', '3')], bounded)).rejects.toMatchObject({
+          name: 'FeedBackedUp',
+          message: expect.stringMatching(/change feed is backed up/),
+        });
+        expect((await store.read(['a']))[0]?.value).toBe('2');
+        const byBytes = { ...KEEP, outboxLimit: { maxEntries: 0, maxBytes: 10 } };
+        await expect(store.write([set('b', '1')], byBytes)).rejects.toMatchObject({ name: 'FeedBackedUp' });
+        await store.outbox.ack((await claimNow('r1')).map((e) => e.id));
+        await store.write([set('a', '3')], bounded);
+        expect((await store.read(['a']))[0]?.value).toBe('3');
+      });
+
       it('a waiting claim wakes up for a write', async () => {
         const waiting = store.outbox.claim('r1', { max: 10, blockMs: 5_000, reclaimAfterMs: 60_000 });
         await new Promise((resolve) => setTimeout(resolve, 50));

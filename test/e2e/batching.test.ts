@@ -27,6 +27,10 @@ beforeAll(async () => {
     Array.from({ length: 200 }, (_, i) => ({ op: 'set' as const, key: `k${i}`, value: `value-${i}` })),
     { ttlMs: null, tombstoneTtlMs: 60_000, inlineValueMaxBytes: 65536 },
   );
+  // No writer runs here to announce the seed; taken as announced long ago, or the unannounced entry would
+  // (rightly) keep the reader from ever trusting its feed.
+  const seeded = await store.outbox.claim('seed', { max: 10, blockMs: 0, reclaimAfterMs: 60_000 });
+  await store.outbox.ack(seeded.map((e) => e.id));
   reader = await startTiercache(['--mode=reader', `--instance-id=${uniqueName('batch-reader')}`], {
     REDIS_URL: redisServer.url,
     REDIS_KEY_PREFIX: PREFIX,

@@ -80,6 +80,26 @@ describe('KafkaBus on a real broker', () => {
     }
   });
 
+  it('refuses a second subscriber with an id already live in another process, naming the id', async () => {
+    const options = busOptions();
+    const first = await KafkaBus.create(options);
+    const second = await KafkaBus.create({ ...options, inUseWaitMs: 1_500 });
+    try {
+      const live = new Received();
+      const subscription = await first.subscribe('twin', live.handler);
+      await expect(second.subscribe('twin', () => undefined)).rejects.toThrow(
+        /instance id "twin" is in use: consumer group .*twin has 1 live member/,
+      );
+      // The first keeps the whole feed: nothing was split.
+      await first.publish(manyChanges(20, 5));
+      await subscription.sync(SYNC_MS);
+      expect(live.changes).toHaveLength(20);
+    } finally {
+      await second.close();
+      await first.close();
+    }
+  });
+
   it('skips messages it cannot decode and goes on with the ones after them', async () => {
     const options = busOptions();
     const bus = await KafkaBus.create(options);

@@ -4,6 +4,7 @@ import type { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { connectRedis, RedisStore } from '../../src/adapters/redis-store.js';
 import { packEntry } from '../../src/domain/entry.js';
+import { metrics } from '../../src/observability.js';
 import type { WriteOp } from '../../src/ports.js';
 import { describeStoreContract } from '../contract/store.contract.js';
 import { eventually, startPrivateRedis } from '../support/processes.js';
@@ -114,6 +115,26 @@ describe('RedisStore on Redis', () => {
     const [committed] = await store.write([set('a', 'new')], KEEP);
     expect(committed?.version).toBe(4503599627370498n);
     expect(await redis.get(prefix + 'e:a')).toBe('s4503599627370498::new');
+  });
+
+  it('keeps an outbox entry it cannot decode, unannounced and unacknowledged, and says so', async () => {
+    const before = await store.write([set('a', 'one')], KEEP);
+    const junk = await redis.xadd(`${prefix}outbox`, '*', '1', 'not a change');
+    const after = await store.write([set('b', 'two')], KEEP);
+    const failuresBefore = metrics.render().match(/^tiercache_outbox_malformed_total (\d+)/m)?.[1] ?? '0';
+    const claimed = await store.outbox.claim('r1', { max: 10, blockMs: 0, reclaimAfterMs: 60_000 });
+    // The two good entries are handed out; the junk one is not, so no relay can acknowledge it.
+    expect(claimed.map((e) => e.changes.map((c) => c.version))).toEqual([
+      [before[0]!.version],
+      [after[0]!.version],
+    ]);
+    expect(Number(metrics.render().match(/^tiercache_outbox_malformed_total (\d+)/m)?.[1])).toBe(
+      Number(failuresBefore) + 1,
+    );
+    await store.outbox.ack(claimed.map((e) => e.id));
+    expect(await redis.xrange(`${prefix}outbox`, '-', '+')).toEqual([[junk, ['1', 'not a change']]]);
+    // It stays in the backlog, which is what stops readers from trusting a feed that misses it.
+    expect((await store.outbox.backlog()).entries).toBe(1);
   });
 
   it('reads 500 keys with exactly one MGET', async () => {
