@@ -27,7 +27,13 @@ async function until<T>(what: string, probe: () => Promise<T | undefined>, timeo
 }
 
 beforeAll(async () => {
-  const busOptions = { brokers: kafkaBrokers(), topic, groupPrefix: 'poison.', partitions: 2 };
+  const busOptions = {
+    brokers: kafkaBrokers(),
+    topic,
+    groupPrefix: 'poison.',
+    partitions: 2,
+    replicationFactor: 1,
+  };
   const readerRedis = connectRedis(redisUrl());
   const writerRedis = connectRedis(redisUrl());
   const readerBus = await KafkaBus.create({ ...busOptions, clientId: 'poison-reader' });
