@@ -1,5 +1,6 @@
 // `npm start` with no REDIS_URL / KAFKA_BROKERS: one process, embedded store and bus, saying so first.
 import { request } from 'node:http';
+import { getIntrospectionQuery } from 'graphql';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { graphql, startTiercache, type RunningTiercache } from '../support/processes.js';
 
@@ -219,5 +220,14 @@ describe('the embedded default', () => {
     expect(text).not.toMatch(/nope/);
     expect(text).toMatch(/^tiercache_http_requests_total\{route="other"\} [3-9]\d*$/m);
     expect(text).toMatch(/^tiercache_http_requests_total\{route="\/graphql"\} [1-9]\d*$/m);
+  });
+
+  it('answers the standard introspection query within the default limits (introspection is on here)', async () => {
+    const res = await graphql<{ __schema: { queryType: { name: string } } }>(
+      app.base,
+      getIntrospectionQuery({ descriptions: true, specifiedByUrl: true, inputValueDeprecation: true }),
+    );
+    expect(res.errors).toBeUndefined();
+    expect(res.data!.__schema.queryType.name).toBe('Query');
   });
 });
