@@ -15,13 +15,17 @@ import { servicesDown, servicesUp } from './services/index.js';
 import { eventually } from '../test/support/processes.js';
 import { setValues, valueOf, waitAllApplied, waitInMemory } from './bench/api.js';
 import { closeClient, request } from './bench/http.js';
-import { startTiercache, stopAll, type Started } from './bench/processes.js';
+import { startTiercache, stop, stopAll, type Started } from './bench/processes.js';
+import { newestProfile, renderSummary, summarize, type ProfileSummary } from './bench/profile.js';
 import { measurePropagation } from './bench/propagation.js';
 import { freshReads, hotReads, type ReadSetup } from './bench/reads.js';
 import { render, type Conditions, type Report } from './bench/report.js';
+import type { MemoryResult } from './bench/memory.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const OUTPUT = path.join(ROOT, '.services', 'bench-latest.json');
+const PROFILE_OUTPUT = path.join(ROOT, '.services', 'profile-latest.json');
+const PROFILE_DIR = path.join(ROOT, '.services', 'profiles');
 // tiercache's default, written down here because the run reports it and sets it explicitly.
 const KAFKA_PARTITIONS = 6;
 
@@ -36,6 +40,8 @@ interface Options {
   writers: number;
   tracked: number;
   build: boolean;
+  /** CPU-profile the reader under the hot-read load (section 3a only) and print its top frames. */
+  profile: boolean;
 }
 
 const DEFAULTS: Options = {
@@ -49,10 +55,11 @@ const DEFAULTS: Options = {
   writers: 4,
   tracked: 200,
   build: true,
+  profile: false,
 };
 
 // Bounds keep a run short and loopback-friendly whatever is asked: the default run takes about 2 minutes.
-const LIMITS: Record<Exclude<keyof Options, 'build'>, [number, number, string]> = {
+const LIMITS: Record<Exclude<keyof Options, 'build' | 'profile'>, [number, number, string]> = {
   duration: [1, 60, 'seconds of each measured load run'],
   warmup: [0, 30, 'seconds of unmeasured load before each run'],
   connections: [1, 500, 'concurrent keep-alive connections (and redis-benchmark clients)'],
@@ -69,7 +76,9 @@ const USAGE = `usage: npm run bench -- [--name=value ...]\n${Object.entries(LIMI
     ([name, [min, max, help]]) =>
       `  --${flag(name)}=N  ${help} (${min}..${max}, default ${DEFAULTS[name as keyof Options]})`,
   )
-  .join('\n')}\n  --no-build  use dist/ as it is\n`;
+  .join(
+    '\n',
+  )}\n  --no-build  use dist/ as it is\n  --profile  only the hot reads, with the reader under node --cpu-prof; prints its top frames\n`;
 
 function flag(name: string): string {
   return name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
@@ -84,6 +93,10 @@ function parseOptions(argv: readonly string[]): Options {
     }
     if (arg === '--no-build') {
       options.build = false;
+      continue;
+    }
+    if (arg === '--profile') {
+      options.profile = true;
       continue;
     }
     const match = /^--([a-z-]+)=(\d+)$/.exec(arg);
@@ -139,7 +152,7 @@ async function main(options: Options): Promise<void> {
     },
   };
   onSignal(() => tearDown(run));
-  let report: Omit<Report, 'leftoverPids'> | undefined;
+  let report: Omit<Report, 'leftoverPids'> | ProfileSummary | undefined;
   let failure: unknown;
   try {
     report = await measure(run, options);
@@ -149,6 +162,12 @@ async function main(options: Options): Promise<void> {
   const leftoverPids = await tearDown(run);
   if (failure !== undefined) throw failure;
   if (!report) return;
+  if ('top' in report) {
+    fs.writeFileSync(PROFILE_OUTPUT, `${JSON.stringify({ options, ...report }, null, 2)}\n`);
+    process.stdout.write(renderSummary(report, 'reader CPU profile under hot reads'));
+    log(`wrote ${path.relative(ROOT, PROFILE_OUTPUT)}`);
+    return;
+  }
   const full: Report = { ...report, leftoverPids };
   full.conditions.loadAverage.end = os.loadavg();
   fs.mkdirSync(path.dirname(OUTPUT), { recursive: true });
@@ -158,7 +177,7 @@ async function main(options: Options): Promise<void> {
   if (leftoverPids.length > 0) process.exitCode = 1;
 }
 
-async function measure(run: Run, o: Options): Promise<Omit<Report, 'leftoverPids'>> {
+async function measure(run: Run, o: Options): Promise<Omit<Report, 'leftoverPids'> | ProfileSummary> {
   const loadStart = os.loadavg();
   if (o.build) {
     log('building dist/ (npm run build)');
@@ -168,9 +187,16 @@ async function measure(run: Run, o: Options): Promise<Omit<Report, 'leftoverPids
 
   log(`starting a writer and two readers (topic ${run.topic}, key prefix ${run.prefix})`);
   const writer = await startTiercache('writer', ['--mode=writer'], run.env);
+  const profileDir = path.join(PROFILE_DIR, run.id);
   const readers = await Promise.all(
     ['r1', 'r2'].map((name) =>
-      startTiercache(name, ['--mode=reader', `--instance-id=bench-${run.id}-${name}`], run.env),
+      startTiercache(
+        name,
+        ['--mode=reader', `--instance-id=bench-${run.id}-${name}`],
+        run.env,
+        // Written when the process exits cleanly (SIGTERM), so the profile is read after stopping it.
+        o.profile && name === 'r1' ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [],
+      ),
     ),
   );
   for (const reader of readers) {
@@ -204,8 +230,20 @@ async function measure(run: Run, o: Options): Promise<Omit<Report, 'leftoverPids
   };
   log(`3a: hot reads and their baseline, ${o.connections} connections, ${o.duration} s each`);
   const { response, ...hot } = await hotReads(setup);
+  if (o.profile) {
+    await stop(r1.pid);
+    const baselineRps = (hot.baselineBefore.rps + hot.baselineAfter.rps) / 2;
+    log(
+      `hot reads under the profiler: ${hot.tiercache.rps.toFixed(0)} req/s, baseline ${baselineRps.toFixed(0)} req/s ` +
+        `(${(hot.tiercache.rps / baselineRps).toFixed(3)}×)`,
+    );
+    return summarize(newestProfile(profileDir));
+  }
   log('3b: fresh reads (memory skipped, MGET to Redis) and redis-benchmark');
   const fresh = await freshReads(setup);
+
+  log('5: memory tier bytes per entry, 100 k and 1 M entries filled as the feed fills them');
+  const memory = [100_000, 1_000_000].map((entries) => memoryPerEntry(entries, 7, o.valueBytes));
 
   log(`4: propagation, ${o.writes} writes by ${o.writers} writers, then ${o.tracked} tracked one at a time`);
   const propagation = await measurePropagation({
@@ -235,7 +273,27 @@ async function measure(run: Run, o: Options): Promise<Omit<Report, 'leftoverPids
     responseBytes: response.body.length,
     kafkaPartitions: KAFKA_PARTITIONS,
   };
-  return { runId: run.id, conditions, hot, fresh, propagation };
+  return { runId: run.id, conditions, hot, fresh, propagation, memory };
+}
+
+/** One fill of a fresh memory tier in a process of its own (scripts/bench/memory.ts). */
+function memoryPerEntry(entries: number, keyBytes: number, valueBytes: number): MemoryResult {
+  const child = spawnSync(
+    process.execPath,
+    [
+      '--expose-gc',
+      '--import',
+      'tsx',
+      'scripts/bench/memory.ts',
+      String(entries),
+      String(keyBytes),
+      String(valueBytes),
+    ],
+    { cwd: ROOT, encoding: 'utf8', timeout: 300_000 },
+  );
+  if (child.status !== 0) throw new Error(`memory measurement failed: ${child.stderr}`);
+  // The script prints one JSON line of this shape.
+  return JSON.parse(child.stdout) as MemoryResult;
 }
 
 async function redisVersion(url: string): Promise<string> {

@@ -78,10 +78,15 @@ export function startNode(
 }
 
 /** The tiercache process from dist/, on any free port, as `npm start` would run it after a build. */
-export function startTiercache(name: string, flags: string[], env: Record<string, string>): Promise<Started> {
+export function startTiercache(
+  name: string,
+  flags: string[],
+  env: Record<string, string>,
+  nodeFlags: string[] = [],
+): Promise<Started> {
   return startNode(
     name,
-    ['dist/main.js', '--port=0', ...flags],
+    [...nodeFlags, 'dist/main.js', '--port=0', ...flags],
     env,
     /"msg":"tiercache listening","url":"(http:\/\/[^"]+)\/graphql"/,
   );

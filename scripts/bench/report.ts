@@ -3,6 +3,7 @@
 import type { LoadResult, RedisBenchmarkResult } from './load.js';
 import type { PhaseResult, PropagationResult } from './propagation.js';
 import type { Distribution, Quantile } from './stats.js';
+import type { MemoryResult } from './memory.js';
 
 export interface Conditions {
   date: string;
@@ -46,6 +47,7 @@ export interface Report {
   hot: HotReads;
   fresh: FreshReads;
   propagation: PropagationResult;
+  memory: MemoryResult[];
   leftoverPids: number[];
 }
 
@@ -94,7 +96,15 @@ function latencyRow(what: string, d: Distribution, note = ''): string[] {
   return [what, String(d.count), ms(d.mean), ms(d.p50), ms(d.p90), ms(d.p99), ms(d.max), note];
 }
 
-export function render({ runId, conditions: c, hot, fresh, propagation: p, leftoverPids }: Report): string {
+export function render({
+  runId,
+  conditions: c,
+  hot,
+  fresh,
+  propagation: p,
+  memory,
+  leftoverPids,
+}: Report): string {
   const out: string[] = [];
   out.push(
     `tiercache benchmark ${c.date} (run ${runId})`,
@@ -189,6 +199,28 @@ export function render({ runId, conditions: c, hot, fresh, propagation: p, lefto
   out.push(
     `propagation was measured after ${p.warmupWrites} unmeasured warm-up writes; tracked writes polled each ` +
       `reader ${tp.meanPolls.toFixed(1)} times on average (back to back, no pause), ${tp.timedOut} timed out`,
+    '',
+  );
+  out.push(
+    table(
+      [
+        'memory tier, filled by feed changes',
+        'entries',
+        'RSS B/entry',
+        'heap B/entry',
+        'heap overhead',
+        'counted',
+      ],
+      memory.map((m) => [
+        `${m.keyBytes} B keys, ${m.valueBytes} B values, after forced GC`,
+        String(m.entries),
+        String(m.rssBytesPerEntry),
+        String(m.heapBytesPerEntry),
+        String(m.heapOverheadPerEntry),
+        String(m.countedBytesPerEntry),
+      ]),
+    ),
+    'heap overhead = heap bytes per entry minus the key and value bytes; counted = what MEMORY_MAX_BYTES sees',
     '',
     leftoverPids.length === 0
       ? 'all processes the benchmark started are gone (ps)'

@@ -31,32 +31,53 @@ export interface Lookup {
   readonly origin: 'memory' | 'store';
 }
 
-/**
- * What the tier holds for a key. `servable: false` is a version floor without a value: an invalidation
- * announced a newer version whose value did not travel, so reads miss until a fill brings it.
- */
-interface Held {
-  readonly value: string | null;
-  readonly version: Version | null;
-  readonly servable: boolean;
+// What the tier holds for a key, packed into one flat string so that an entry costs the cache's bookkeeping,
+// one string header and its version digits beyond the key and value themselves (an object, a BigInt and a
+// second string would triple that): `<tag><version digits>:<value>`. The tag says what the entry is:
+// a value; no value (a delete, or a key the store does not have — then the digits may be empty: the store
+// knows no version); or only a version floor — an invalidation announced a newer version whose value did not
+// travel, so reads miss until a fill brings it.
+const VALUE = 'v';
+const NO_VALUE = 'n';
+const FLOOR = 'f';
+type Tag = typeof VALUE | typeof NO_VALUE | typeof FLOOR;
+
+function pack(tag: Tag, version: Version | null, value: string | null): string {
+  // join() writes one flat string; `+` or a template literal would build a tree of the parts (V8's cons
+  // strings), keeping the parts alive and adding a node per concatenation.
+  return [tag, version ?? '', ':', value ?? ''].join('');
+}
+
+function versionOf(packed: string): Version | null {
+  const digits = packed.slice(1, packed.indexOf(':', 1));
+  return digits === '' ? null : BigInt(digits);
+}
+
+function unpack(packed: string, origin: Lookup['origin']): Lookup {
+  const colon = packed.indexOf(':', 1);
+  const digits = packed.slice(1, colon);
+  return {
+    value: packed[0] === VALUE ? packed.slice(colon + 1) : null,
+    version: digits === '' ? null : BigInt(digits),
+    origin,
+  };
 }
 
 // A rough per-entry cost of the cache's own bookkeeping, so that many tiny entries still count.
 const ENTRY_OVERHEAD_BYTES = 64;
 
 export class MemoryTier {
-  private readonly cache: LRUCache<string, Held>;
+  private readonly cache: LRUCache<string, string>;
   private readonly clock: Clock;
   /** Keys with a fetch in flight → how many fetches, and the newest version announced meanwhile. */
   private readonly watched = new Map<string, { fetches: number; floor: Version | undefined }>();
 
   constructor(private readonly options: MemoryTierOptions) {
     this.clock = options.clock ?? systemClock;
-    this.cache = new LRUCache<string, Held>({
+    this.cache = new LRUCache<string, string>({
       max: options.maxEntries,
       maxSize: options.maxBytes,
-      sizeCalculation: (held, key) =>
-        ENTRY_OVERHEAD_BYTES + utf8Bytes(key) + (held.value === null ? 0 : utf8Bytes(held.value)),
+      // Each set() gives the entry's size (hold() below): key and value bytes, not the packed header.
       ttl: options.ttlMs,
       // Expired entries are removed by purgeExpired() on a schedule, not by a timer per entry.
       ttlAutopurge: false,
@@ -76,9 +97,9 @@ export class MemoryTier {
 
   /** The held answer for a key, or undefined for a miss (unknown, expired, or only a version floor). */
   lookup(key: string): Lookup | undefined {
-    const held = this.cache.get(key);
-    if (!held?.servable) return undefined;
-    return { value: held.value, version: held.version, origin: 'memory' };
+    const packed = this.cache.get(key);
+    if (packed === undefined || packed[0] === FLOOR) return undefined;
+    return unpack(packed, 'memory');
   }
 
   /** Call before a fetch for `key` is sent; pair with settle() or abandon(). */
@@ -108,17 +129,20 @@ export class MemoryTier {
       origin: 'store',
     };
     const held = this.cache.get(key);
-    const newest = maxVersion(floor, held?.version ?? undefined);
+    const heldVersion = held === undefined ? null : versionOf(held);
+    const newest = maxVersion(floor, heldVersion ?? undefined);
     // A null version (absent in the store) is older than any announced change.
     const fetchedVersion = stored?.version ?? -1n;
     if (newest !== undefined && !isAtLeast(fetchedVersion, newest)) {
-      return held?.servable && held.version === newest
-        ? { value: held.value, version: held.version, origin: 'memory' }
+      return held !== undefined && held[0] !== FLOOR && heldVersion === newest
+        ? unpack(held, 'memory')
         : fetched;
     }
     this.hold(
       key,
-      { value: fetched.value, version: fetched.version, servable: true },
+      fetched.value === null ? NO_VALUE : VALUE,
+      fetched.version,
+      fetched.value,
       this.ttlFor(fetched.value, stored?.expiresAt ?? null),
     );
     return fetched;
@@ -128,30 +152,24 @@ export class MemoryTier {
   apply(change: Change): void {
     const w = this.watched.get(change.key);
     const held = this.cache.get(change.key);
-    const newest = maxVersion(w?.floor, held?.version ?? undefined);
+    const newest = maxVersion(w?.floor, (held === undefined ? null : versionOf(held)) ?? undefined);
     if (w) w.floor = maxVersion(w.floor, change.version);
     if (!isAtLeast(change.version, newest)) return;
     switch (change.op) {
       case 'set':
         this.hold(
           change.key,
-          { value: change.value, version: change.version, servable: true },
+          VALUE,
+          change.version,
+          change.value,
           this.ttlFor(change.value, change.expiresAt),
         );
         return;
       case 'delete':
-        this.hold(
-          change.key,
-          { value: null, version: change.version, servable: true },
-          this.options.negativeTtlMs,
-        );
+        this.hold(change.key, NO_VALUE, change.version, null, this.options.negativeTtlMs);
         return;
       case 'invalidate':
-        this.hold(
-          change.key,
-          { value: null, version: change.version, servable: false },
-          this.ttlFor(null, change.expiresAt),
-        );
+        this.hold(change.key, FLOOR, change.version, null, this.ttlFor(null, change.expiresAt));
         return;
     }
   }
@@ -173,13 +191,14 @@ export class MemoryTier {
     return expiresAt === null ? base : Math.min(base, expiresAt - this.clock.now());
   }
 
-  private hold(key: string, held: Held, ttlMs: number): void {
+  private hold(key: string, tag: Tag, version: Version | null, value: string | null, ttlMs: number): void {
     // Already expired (or expiring this ms): holding it would serve data past the store's expiry.
     if (ttlMs <= 0) {
       this.cache.delete(key);
       return;
     }
-    this.cache.set(key, held, { ttl: ttlMs });
+    const size = ENTRY_OVERHEAD_BYTES + utf8Bytes(key) + (value === null ? 0 : utf8Bytes(value));
+    this.cache.set(key, pack(tag, version, value), { ttl: ttlMs, size });
   }
 }
 

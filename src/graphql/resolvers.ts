@@ -3,7 +3,7 @@ import { GraphQLScalarType, Kind } from 'graphql';
 import type { Resolvers } from '../generated/resolvers-types.js';
 import { checkKey, checkRead, type Limits } from '../domain/limits.js';
 import type { Committed } from '../ports.js';
-import { loadAll } from '../reader/loaders.js';
+import { readAll } from '../reader/loaders.js';
 import type { RequestContext } from './context.js';
 import { toClientError, wrongRole } from './errors.js';
 
@@ -43,26 +43,33 @@ export function createResolvers(limits: Limits): Resolvers<RequestContext> {
   return {
     Version: VersionScalar,
     Query: {
-      values: async (_root, { keys, fresh }, ctx) => {
-        requireReader(ctx);
+      // Not async: when memory holds every key the field completes at once, with no promise to settle.
+      values: (_root, { keys, fresh }, ctx) => {
+        const reader = requireReader(ctx);
+        const fail = (error: unknown): never => {
+          throw toClientError(error, 'values');
+        };
         try {
           checkRead(keys, limits);
-          const results = await loadAll(fresh ? ctx.loaders.fresh : ctx.loaders.cached, keys);
-          ctx.budget.spend(results);
-          return results;
+          const results = readAll(reader, ctx.loaders, keys, fresh === true);
+          if (Array.isArray(results)) return (ctx.budget.spend(results), results);
+          return results.then((r) => (ctx.budget.spend(r), r)).catch(fail);
         } catch (error) {
-          throw toClientError(error, 'values');
+          return fail(error);
         }
       },
-      value: async (_root, { key, fresh }, ctx) => {
-        requireReader(ctx);
+      value: (_root, { key, fresh }, ctx) => {
+        const reader = requireReader(ctx);
+        const fail = (error: unknown): never => {
+          throw toClientError(error, 'value');
+        };
         try {
           checkKey(key, 'key', limits);
-          const result = await (fresh ? ctx.loaders.fresh : ctx.loaders.cached).load(key);
-          ctx.budget.spend([result]);
-          return result;
+          const results = readAll(reader, ctx.loaders, [key], fresh === true);
+          if (Array.isArray(results)) return (ctx.budget.spend(results), results[0]!);
+          return results.then((r) => (ctx.budget.spend(r), r[0]!)).catch(fail);
         } catch (error) {
-          throw toClientError(error, 'value');
+          return fail(error);
         }
       },
       health: (_root, _args, ctx) => ({

@@ -4,7 +4,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { checkRead, InvalidInput, type Limits, type ResponseBudget } from '../domain/limits.js';
 import type { Roles } from '../graphql/context.js';
 import { toClientError, wrongRole } from '../graphql/errors.js';
-import { createLoaders, loadAll } from '../reader/loaders.js';
+import { createLoaders, readAll } from '../reader/loaders.js';
 import { decodeUtf8, Refusal } from './guard.js';
 
 const STATUS: Record<string, number> = {
@@ -45,7 +45,7 @@ export async function handleRead(
     if (param === null) throw new InvalidInput('keys: missing, e.g. /read?keys=a,b,c', 'keys');
     const keys = param.split(',');
     checkRead(keys, limits);
-    const results = await loadAll(createLoaders(roles.reader).cached, keys);
+    const results = await readAll(roles.reader, createLoaders(roles.reader), keys, false);
     budget.spend(results);
     const items = results.map((r) => ({
       key: r.key,

@@ -149,20 +149,44 @@ export class Reader {
   }
 
   /**
+   * Answers keys in order when the memory tier holds every one of them, without waiting for anything:
+   * undefined when one is missing (or the feed is not proven current), and then read() answers.
+   */
+  readHeld(keys: readonly string[]): ReadResult[] | undefined {
+    if (!this.trusted()) return undefined;
+    const results: ReadResult[] = new Array(keys.length);
+    let present = 0;
+    for (let i = 0; i < keys.length; i++) {
+      const key = keys[i]!;
+      const lookup = this.tier.lookup(key);
+      if (lookup === undefined) return undefined;
+      if (lookup.value !== null) present++;
+      results[i] = { key, value: lookup.value, version: lookup.version, origin: 'memory' };
+    }
+    if (present > 0) readSeries.memory.true.inc(present);
+    if (present < keys.length) readSeries.memory.false.inc(keys.length - present);
+    return results;
+  }
+
+  /**
    * Answers keys in order. The memory tier answers what it holds (unless `fresh`, or the feed is not proven
-   * current); the rest joins the batcher.
+   * current); the rest joins the batcher, and only those wait.
    */
   async read(keys: readonly string[], fresh: boolean): Promise<ReadResult[]> {
     const useMemory = !fresh && this.trusted();
-    return Promise.all(
-      keys.map(async (key) => {
-        const lookup =
-          (useMemory ? this.tier.lookup(key) : undefined) ?? (await this.batcher.load(key, fresh));
-        const origin = lookup.origin === 'memory' ? 'memory' : 'redis';
-        readSeries[origin][lookup.value !== null ? 'true' : 'false'].inc();
-        return { key, value: lookup.value, version: lookup.version, origin };
-      }),
-    );
+    const results: ReadResult[] = new Array(keys.length);
+    const pending: Promise<void>[] = [];
+    for (let i = 0; i < keys.length; i++) {
+      const key = keys[i]!;
+      const held = useMemory ? this.tier.lookup(key) : undefined;
+      if (held !== undefined) results[i] = this.answer(key, held);
+      else
+        pending.push(
+          this.batcher.load(key, fresh).then((lookup) => void (results[i] = this.answer(key, lookup))),
+        );
+    }
+    if (pending.length > 0) await Promise.all(pending);
+    return results;
   }
 
   /**
@@ -235,6 +259,12 @@ export class Reader {
     const left = timeoutMs - (this.clock.now() - startedAt);
     await this.requireSubscription().sync(Math.max(left, 1));
     return startedAt - (oldestAgeMs ?? 0);
+  }
+
+  private answer(key: string, lookup: Lookup): ReadResult {
+    const origin = lookup.origin === 'memory' ? 'memory' : 'redis';
+    readSeries[origin][lookup.value !== null ? 'true' : 'false'].inc();
+    return { key, value: lookup.value, version: lookup.version, origin };
   }
 
   private requireSubscription(): Subscription {

@@ -139,4 +139,19 @@ describe('MemoryTier', () => {
     expect(t.purgeExpired()).toBe(5);
     expect(t.size).toBe(0);
   });
+
+  it('keeps values exactly, whatever they contain, apart from absence and deletes', () => {
+    const { t } = tier();
+    for (const [key, value] of [
+      ['empty', ''],
+      ['colons', '12:34::'],
+      ['digits', '99'],
+      ['unicode', 'é€𝄞'],
+    ] as const) {
+      t.apply({ op: 'set', key, version: 123456789012345678n, value, expiresAt: null });
+      expect(t.lookup(key)).toEqual({ value, version: 123456789012345678n, origin: 'memory' });
+    }
+    t.apply({ op: 'delete', key: 'empty', version: 123456789012345679n });
+    expect(t.lookup('empty')).toEqual({ value: null, version: 123456789012345679n, origin: 'memory' });
+  });
 });

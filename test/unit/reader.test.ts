@@ -132,4 +132,25 @@ describe('Reader', () => {
     expect((await reader.read(['k'], false))[0]).toMatchObject({ value: 'v2', origin: 'redis' });
     expect(reader.tier.size).toBe(0);
   });
+
+  it('answers held keys at once (no promise), only when memory holds every one and the feed is proven', async () => {
+    const { reader, write, bus } = await setup();
+    const a = await write('a', 'va');
+    const b = await write('b', 'b:c:');
+    expect(reader.readHeld(['b', 'a', 'b'])).toEqual([
+      { key: 'b', value: 'b:c:', version: b.version, origin: 'memory' },
+      { key: 'a', value: 'va', version: a.version, origin: 'memory' },
+      { key: 'b', value: 'b:c:', version: b.version, origin: 'memory' },
+    ]);
+    // One key not held: nothing is answered from memory, the caller reads through the batcher.
+    expect(reader.readHeld(['a', 'absent'])).toBeUndefined();
+    await reader.read(['absent'], false);
+    expect(reader.readHeld(['a', 'absent'])).toEqual([
+      { key: 'a', value: 'va', version: a.version, origin: 'memory' },
+      { key: 'absent', value: null, version: null, origin: 'memory' },
+    ]);
+    bus.stalled = true;
+    now += 5001;
+    expect(reader.readHeld(['a'])).toBeUndefined();
+  });
 });
