@@ -30,6 +30,7 @@ export function limitConnections(server: Server, limits: ConnectionLimits): void
   server.maxConnections = limits.maxConnections;
   server.keepAliveTimeout = 0; // replaced below
   const idle = new WeakMap<Socket, Idle>();
+  const hint = Math.floor(limits.keepAliveTimeoutMs / 1000);
 
   const arm = (socket: Socket, state: Idle): void => {
     if (state.timer) clearTimeout(state.timer);
@@ -51,10 +52,13 @@ export function limitConnections(server: Server, limits: ConnectionLimits): void
       state.timer = null;
     });
   });
-  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+  // Before the route handler, which may answer synchronously: the hint must be set before headers go out.
+  server.prependListener('request', (req: IncomingMessage, res: ServerResponse) => {
     const state = idle.get(req.socket);
     if (!state) return;
     state.busy++;
+    // The hint Node sends with its own timer: clients stop reusing a connection before we close it.
+    if (hint > 0) res.setHeader('keep-alive', `timeout=${hint}`);
     if (state.timer) clearTimeout(state.timer);
     state.timer = null;
     res.once('close', () => {

@@ -555,7 +555,14 @@ describe('connections', () => {
           (res) => {
             let text = '';
             res.on('data', (d: Buffer) => (text += d.toString()));
-            res.on('end', () => resolve(text.includes('"ok":true') ? 'ok' : text));
+            // The keep-alive hint tells clients when to stop reusing the connection.
+            res.on('end', () =>
+              resolve(
+                text.includes('"ok":true') && res.headers['keep-alive'] === 'timeout=5'
+                  ? 'ok'
+                  : `${res.headers['keep-alive']} ${text}`,
+              ),
+            );
           },
         );
         req.on('error', (error: NodeJS.ErrnoException) => resolve(error.code ?? error.message));
