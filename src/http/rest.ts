@@ -1,5 +1,6 @@
 // REST compatibility for the seed's clients: GET /read?keys=a,b,c and POST /write, in the seed's JSON
-// shapes, served by the same loaders and the same write path as GraphQL.
+// shapes (a missing key reads as value "" with source "not_found"; a write answers "message":"success"; every
+// error has an "error" field), served by the same loaders and the same write path as GraphQL.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { checkRead, InvalidInput, type Limits, type ResponseBudget } from '../domain/limits.js';
 import type { Roles } from '../graphql/context.js';
@@ -47,12 +48,12 @@ export async function handleRead(
     checkRead(keys, limits);
     const results = await readAll(roles.reader, createLoaders(roles.reader), keys, false);
     budget.spend(results);
-    const items = results.map((r) => ({
-      key: r.key,
-      value: r.value,
-      source: r.origin,
-      exists: r.value !== null,
-    }));
+    // The seed told a missing key by exists:false alone; its clients expect a string value all the same.
+    const items = results.map((r) =>
+      r.value === null
+        ? { key: r.key, value: '', source: 'not_found', exists: false }
+        : { key: r.key, value: r.value, source: r.origin, exists: true },
+    );
     sendJson(res, 200, { items });
   } catch (error) {
     sendError(res, error, 'read');
@@ -80,6 +81,7 @@ export async function handleWrite(req: IncomingMessage, res: ServerResponse, rol
       throw new InvalidInput('ttlSeconds: must be a number', 'ttlSeconds');
     const committed = await roles.writer.setValues(entries, ttl ?? null);
     sendJson(res, 200, {
+      message: 'success',
       items: committed.map(({ key, version }) => ({ key, version: version.toString() })),
     });
   } catch (error) {

@@ -103,6 +103,11 @@ export function createHttpServer({
     if (url.pathname === '/read' && req.method === 'GET')
       return handleRead(url, res, roles, limits, new ResponseBudget(maxResponseBytes));
     if (url.pathname === '/write' && req.method === 'POST') return handleWrite(req, res, roles);
+    if (url.pathname === '/read' || url.pathname === '/write') {
+      const allowed = url.pathname === '/read' ? 'GET' : 'POST';
+      res.setHeader('allow', allowed);
+      return sendJson(res, 405, { error: `${url.pathname} answers ${allowed} only` });
+    }
     if (url.pathname === '/metrics' && req.method === 'GET') {
       res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' });
       return void res.end(metrics.render());

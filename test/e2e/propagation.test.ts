@@ -106,9 +106,9 @@ describe('a writer and two reader processes', () => {
         return e[0]?.version === version ? e : undefined;
       });
       expect(entry).toEqual({ key: 'gamma', value: null, exists: false, source: 'NONE', version });
-      // The seed's REST route says where the answer came from: the tombstone in memory.
+      // The seed's REST route answers a deleted key as it answered any missing one.
       const rest = (await (await fetch(`${r.base}/read?keys=gamma`)).json()) as unknown;
-      expect(rest).toEqual({ items: [{ key: 'gamma', value: null, source: 'memory', exists: false }] });
+      expect(rest).toEqual({ items: [{ key: 'gamma', value: '', source: 'not_found', exists: false }] });
     }
   });
 
@@ -125,7 +125,11 @@ describe('a writer and two reader processes', () => {
       body,
     });
     expect(written.status).toBe(200);
-    const { items } = (await written.json()) as { items: { key: string; version: string }[] };
+    const { message, items } = (await written.json()) as {
+      message: string;
+      items: { key: string; version: string }[];
+    };
+    expect(message).toBe('success');
     expect(items.map((i) => i.key)).toEqual(['rest-1', 'rest-2']);
     for (const [i, r] of readers.entries()) {
       const got = await eventually('REST read from memory', async () => {
@@ -140,11 +144,11 @@ describe('a writer and two reader processes', () => {
           { key: 'rest-2', value: 'r2', source: 'memory', exists: true },
         ],
       });
-      // A key this reader never saw: Redis says it is absent; asked again, the remembered absence answers.
+      // A key this reader never saw, asked twice (Redis answers, then the remembered absence): the seed's shape.
       const absent = `rest-none-${i}`;
-      for (const source of ['redis', 'memory']) {
+      for (let ask = 0; ask < 2; ask++) {
         expect(await (await fetch(`${r.base}/read?keys=${absent}`)).json()).toEqual({
-          items: [{ key: absent, value: null, source, exists: false }],
+          items: [{ key: absent, value: '', source: 'not_found', exists: false }],
         });
       }
     }
