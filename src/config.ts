@@ -39,6 +39,7 @@ export interface Config {
   outboxMaxEntries: number;
   feedSyncIntervalMs: number;
   feedMaxLagMs: number;
+  shutdownTimeoutMs: number;
   logLevel: 'debug' | 'info' | 'warn' | 'error';
   /** Bearer tokens that may write; empty: anyone who can connect (refused off loopback, see below). */
   writeTokens: string[];
@@ -167,7 +168,7 @@ export const SETTINGS = [
     'TIERCACHE_MODE',
     'all',
     oneOf<Mode>('reader', 'writer', 'all'),
-    'Roles this process serves',
+    'Roles this process serves: `reader`, `writer` or `all`',
     'mode',
   ),
   setting('host', 'HOST', '127.0.0.1', nonEmpty, 'Address to listen on (0.0.0.0 for all interfaces)'),
@@ -208,15 +209,9 @@ export const SETTINGS = [
     'KAFKA_GROUP_PREFIX',
     'tiercache.reader.',
     nonEmpty,
-    'Prefix of each reader’s own consumer group',
+    "Prefix of each reader's own consumer group",
   ),
-  setting(
-    'instanceId',
-    'INSTANCE_ID',
-    null,
-    nonEmpty,
-    'Stable id of this reader (its consumer group); default host-port',
-  ),
+  setting('instanceId', 'INSTANCE_ID', null, nonEmpty, 'Stable id of this reader (its consumer group)'),
   setting('memoryMaxEntries', 'MEMORY_MAX_ENTRIES', '100000', int(1), 'Most entries in the memory tier'),
   setting(
     'memoryMaxBytes',
@@ -245,7 +240,7 @@ export const SETTINGS = [
     'TOMBSTONE_TTL_MS',
     '600000',
     int(1000),
-    'How long a delete’s tombstone stays in Redis',
+    "How long a delete's tombstone stays in Redis",
   ),
   setting('mgetChunkSize', 'MGET_CHUNK_SIZE', '500', int(1, 100_000), 'Most keys in one Redis MGET'),
   setting(
@@ -270,7 +265,7 @@ export const SETTINGS = [
     'MAX_REQUEST_BYTES',
     String(64 * MiB),
     int(1024),
-    'Largest HTTP request body, GraphQL and REST alike',
+    'Largest HTTP request body, GraphQL and REST alike (a body needs a Content-Length)',
   ),
   setting(
     'inlineValueMaxBytes',
@@ -278,7 +273,7 @@ export const SETTINGS = [
     '65536',
     // Below the relay's 512 KiB publish batches, themselves below Kafka's 1 MB default message size.
     int(0, 256 * 1024),
-    'Larger values travel as invalidations',
+    'Larger values travel as invalidations (version only)',
   ),
   setting(
     'outboxReclaimMs',
@@ -292,14 +287,14 @@ export const SETTINGS = [
     'OUTBOX_MAX_BYTES',
     String(256 * MiB),
     int(0),
-    'Writes are refused (UNAVAILABLE) while this many bytes of changes wait to be announced; 0: no bound',
+    'Writes are refused (`UNAVAILABLE`, "the change feed is backed up") while this many bytes of changes wait to be announced; 0: no bound',
   ),
   setting(
     'outboxMaxEntries',
     'OUTBOX_MAX_ENTRIES',
     '0',
     int(0),
-    'Writes are refused (UNAVAILABLE) while this many committed batches wait to be announced; 0: no bound',
+    'Writes are refused (`UNAVAILABLE`) while this many committed batches wait to be announced; 0: no bound',
   ),
   setting(
     'feedSyncIntervalMs',
@@ -313,14 +308,21 @@ export const SETTINGS = [
     'FEED_MAX_LAG_MS',
     '5000',
     int(100),
-    'Oldest proof a reader accepts before bypassing memory',
+    'Oldest proof (that every change committed up to then reached the reader) accepted before bypassing memory',
+  ),
+  setting(
+    'shutdownTimeoutMs',
+    'SHUTDOWN_TIMEOUT_MS',
+    '5000',
+    int(100, 600_000),
+    'Longest a stop (SIGINT, SIGTERM) takes; what is not done by then is logged and skipped',
   ),
   setting(
     'logLevel',
     'LOG_LEVEL',
     'info',
     oneOf('debug', 'info', 'warn', 'error'),
-    'Least severe log level written',
+    'Least severe log level written (`debug`, `info`, `warn`, `error`)',
   ),
   setting(
     'writeTokens',
@@ -336,7 +338,7 @@ export const SETTINGS = [
     'READ_TOKENS',
     '',
     tokens,
-    'Comma-separated secrets; when set, reads, subscriptions and /metrics need one (or a write token)',
+    'Comma-separated secrets; when set, reads, subscriptions and `/metrics` need one (or a write token)',
     'read-tokens',
     { secret: true },
   ),
@@ -345,7 +347,7 @@ export const SETTINGS = [
     'ALLOW_ANONYMOUS_WRITES',
     'false',
     bool,
-    'Let a writer listen off loopback without WRITE_TOKENS',
+    'Let a writer listen off loopback without `WRITE_TOKENS` (it refuses to start otherwise)',
     'allow-anonymous-writes',
     { boolean: true },
   ),
@@ -361,7 +363,7 @@ export const SETTINGS = [
     'INTROSPECTION',
     null,
     bool,
-    'Answer schema introspection; default: only in the embedded default',
+    'Answer schema introspection; default: on only in the embedded default',
     'introspection',
     { boolean: true },
   ),
@@ -379,7 +381,7 @@ export const SETTINGS = [
     'MAX_RESPONSE_BYTES',
     String(64 * MiB),
     int(1024),
-    'Most key and value bytes one answer may carry (RESPONSE_TOO_LARGE past it)',
+    'Most key and value bytes (UTF-8) one answer may carry; `RESPONSE_TOO_LARGE` past it',
   ),
   setting(
     'httpRequestTimeoutMs',
@@ -393,7 +395,7 @@ export const SETTINGS = [
     'HTTP_HEADERS_TIMEOUT_MS',
     '10000',
     int(1000),
-    'Longest time to receive a request’s headers',
+    "Longest time to receive a request's headers",
   ),
   setting(
     'httpKeepAliveTimeoutMs',
@@ -402,7 +404,13 @@ export const SETTINGS = [
     int(100),
     'How long an idle keep-alive connection stays open',
   ),
-  setting('maxConnections', 'MAX_CONNECTIONS', '10000', int(1), 'Most open client connections'),
+  setting(
+    'maxConnections',
+    'MAX_CONNECTIONS',
+    '10000',
+    int(1),
+    'Most open client connections (more are closed at once)',
+  ),
 ] as const;
 
 const BOOLEAN_FLAGS = new Set<string>(SETTINGS.filter((s) => 'boolean' in s && s.boolean).map((s) => s.flag));
@@ -413,6 +421,42 @@ export function isLoopback(host: string): boolean {
   if (h === 'localhost') return true;
   if (isIP(h) === 4) return h.startsWith('127.');
   return h === '::1' || h.startsWith('::ffff:127.');
+}
+
+/** Defaults computed at start-up, as the README's table and --help describe them. */
+const COMPUTED_DEFAULTS: Partial<Record<keyof Config, string>> = {
+  instanceId: 'host-port',
+  introspection: 'embedded only',
+};
+
+/** A setting's default as README's table shows it. */
+export function shownDefault(s: (typeof SETTINGS)[number]): string {
+  if (s.fallback === null) return COMPUTED_DEFAULTS[s.key] ?? '(computed)';
+  return s.fallback === '' ? '(empty)' : s.fallback;
+}
+
+export function wantsHelp(argv: readonly string[]): boolean {
+  return argv.includes('--help') || argv.includes('-h');
+}
+
+/** What --help prints: every flag with its variable, default and meaning, from the same list as README. */
+export function usage(): string {
+  const lines = SETTINGS.map((s) => {
+    const value = shownDefault(s);
+    return `  --${s.flag}=…  (${s.env}; default ${value.startsWith('(') ? value.slice(1, -1) : value})\n      ${s.help.replace(/`/g, '')}`;
+  });
+  return [
+    'Usage: node dist/main.js [--flag=value …]   (or: npm start -- [--flag=value …])',
+    '',
+    'Serves tiercache: GraphQL at /graphql, REST /read and /write, /health, /ready, /metrics.',
+    'Every setting is a flag or an environment variable (the flag wins). Without REDIS_URL and KAFKA_BROKERS',
+    'it runs embedded: reader and writer in one process, in memory, nothing durable.',
+    '',
+    ...lines,
+    '  --help, -h',
+    '      Print this and exit',
+    '',
+  ].join('\n');
 }
 
 /** Builds the configuration from flags (`--name=value` or `--name value`) over environment variables. */
@@ -434,34 +478,46 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Con
       problems.push(`${where}=${shown}: ${error instanceof Error ? error.message : String(error)}`);
     }
   }
-  for (const unknown of flags.keys())
-    problems.push(`--${unknown}: unknown flag (see README "Configuration")`);
+  for (const unknown of flags.keys()) problems.push(`--${unknown}: unknown flag (see --help)`);
   config.instanceId ??= `${hostname()}-${String(config.port ?? 'x')}`;
   // Introspection helps development and maps the API for an attacker: on by default only when embedded.
   config.introspection ??= !config.redisUrl && !config.kafkaBrokers;
   // Every key of Config has a setting: parsed above (or a problem recorded), or, for instanceId and
   // introspection (null by default), filled just above; config.test.ts checks the whole shape.
   const result = config as Config;
+  if (problems.length === 0) problems.push(...combinationProblems(result));
+  if (problems.length > 0) throw new ConfigError(`invalid configuration: ${problems.join('; ')}`);
+  return result;
+}
+
+/** Settings valid one by one that do not go together, each with the way out. */
+function combinationProblems(config: Config): string[] {
+  const problems: string[] = [];
   if (
-    problems.length === 0 &&
-    result.mode !== 'reader' &&
-    result.writeTokens.length === 0 &&
-    !result.allowAnonymousWrites &&
-    !isLoopback(result.host)
-  ) {
+    config.mode !== 'reader' &&
+    config.writeTokens.length === 0 &&
+    !config.allowAnonymousWrites &&
+    !isLoopback(config.host)
+  )
     problems.push(
-      `HOST=${result.host} is reachable from other machines and this process takes writes (mode ${result.mode}), ` +
+      `HOST=${config.host} is reachable from other machines and this process takes writes (mode ${config.mode}), ` +
         'but WRITE_TOKENS is empty, so anyone who can connect could write: set WRITE_TOKENS, listen on ' +
         '127.0.0.1, or pass --allow-anonymous-writes to accept that',
     );
-  }
-  if (problems.length === 0 && result.feedSyncIntervalMs >= result.feedMaxLagMs) {
+  if (config.feedSyncIntervalMs >= config.feedMaxLagMs)
     problems.push(
       'FEED_SYNC_INTERVAL_MS must be below FEED_MAX_LAG_MS, or the feed could never be proven current',
     );
-  }
-  if (problems.length > 0) throw new ConfigError(`invalid configuration:\n  ${problems.join('\n  ')}`);
-  return result;
+  if (!config.redisUrl !== !config.kafkaBrokers)
+    problems.push(
+      `${config.redisUrl ? 'REDIS_URL is set without KAFKA_BROKERS' : 'KAFKA_BROKERS is set without REDIS_URL'}: ` +
+        'set both (real services) or neither (embedded)',
+    );
+  else if (!config.redisUrl && config.mode !== 'all')
+    problems.push(
+      `--mode=${config.mode} needs REDIS_URL and KAFKA_BROKERS: embedded backends live in one process (use --mode=all)`,
+    );
+  return problems;
 }
 
 function parseFlags(argv: readonly string[]): Map<string, string> {
@@ -470,13 +526,16 @@ function parseFlags(argv: readonly string[]): Map<string, string> {
     // i < argv.length: present (noUncheckedIndexedAccess cannot tell).
     const arg = argv[i] as string;
     if (!arg.startsWith('--'))
-      throw new ConfigError(`unexpected argument ${JSON.stringify(arg)}: flags look like --port=4000`);
+      throw new ConfigError(
+        `unexpected argument ${JSON.stringify(arg)}: flags look like --port=4000 (see --help)`,
+      );
     const eq = arg.indexOf('=');
     if (eq > 0) flags.set(arg.slice(2, eq), arg.slice(eq + 1));
     else if (BOOLEAN_FLAGS.has(arg.slice(2))) flags.set(arg.slice(2), 'true');
     else {
       const next = argv[i + 1];
-      if (next === undefined || next.startsWith('--')) throw new ConfigError(`${arg} needs a value`);
+      if (next === undefined || next.startsWith('--'))
+        throw new ConfigError(`${arg} needs a value, e.g. ${arg}=… (see --help)`);
       flags.set(arg.slice(2), next);
       i++;
     }

@@ -1,40 +1,81 @@
 // The one entry point: `node dist/main.js --mode=reader|writer|all --port N --host H` (flags and
-// environment variables as in README "Configuration"); stops cleanly on SIGINT / SIGTERM.
-import { startApp } from './app.js';
-import { ConfigError, loadConfig } from './config.js';
+// environment variables as in README "Configuration", `--help` lists them). A start-up failure is one line
+// on stderr naming the cause and the fix; SIGINT / SIGTERM stop within SHUTDOWN_TIMEOUT_MS, a second one
+// at once.
+import { startApp, StartupError, type App } from './app.js';
+import { ConfigError, loadConfig, usage, wantsHelp, type Config } from './config.js';
 import { log, setLogLevel } from './observability.js';
 
-async function main(): Promise<void> {
-  let config;
+function fail(message: string, code: number): never {
+  process.stderr.write(`tiercache: ${message}\n`);
+  process.exit(code);
+}
+
+function configure(argv: readonly string[]): Config {
+  if (wantsHelp(argv)) {
+    process.stdout.write(usage());
+    process.exit(0);
+  }
   try {
-    config = loadConfig(process.argv.slice(2), process.env);
+    return loadConfig(argv, process.env);
   } catch (error) {
-    if (error instanceof ConfigError) {
-      process.stderr.write(`tiercache: ${error.message}\n`);
-      process.exit(2);
-    }
+    if (error instanceof ConfigError) fail(error.message, 2);
     throw error;
   }
-  setLogLevel(config.logLevel);
-  const app = await startApp(config);
+}
+
+function stopOnSignals(app: App, timeoutMs: number): void {
   let stopping = false;
-  const stop = (signal: string): void => {
-    if (stopping) return;
+  const stop = (signal: NodeJS.Signals): void => {
+    if (stopping) {
+      // The operator does not want to wait: leave now, saying what is left undone.
+      fail(`${signal} again: exiting now; not done: ${app.pendingClose().join(', ') || 'nothing'}`, 130);
+    }
     stopping = true;
-    log.info('stopping', { signal });
+    log.info('stopping', { signal, timeoutMs });
+    const timer = setTimeout(() => {
+      log.error('stop ran out of time; exiting without finishing', {
+        timeoutMs,
+        notDone: app.pendingClose(),
+      });
+      process.exit(1);
+    }, timeoutMs);
     app.close().then(
-      () => process.exit(0),
+      () => {
+        clearTimeout(timer);
+        process.exit(0);
+      },
       (error: unknown) => {
-        log.error('unclean stop', { error });
+        log.error('unclean stop', { error, notDone: app.pendingClose() });
         process.exit(1);
       },
     );
   };
-  process.on('SIGINT', () => stop('SIGINT'));
-  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
 }
 
-main().catch((error: unknown) => {
-  log.error('tiercache failed to start', { error });
-  process.exit(1);
-});
+async function main(): Promise<void> {
+  const config = configure(process.argv.slice(2));
+  setLogLevel(config.logLevel);
+  // A start-up whose every pending step was dropped would otherwise end the process silently, with 0.
+  const stalled = (): never =>
+    fail('start-up ended half way with nothing left to do; LOG_LEVEL=debug may say why', 1);
+  process.once('beforeExit', stalled);
+  let app: App;
+  try {
+    app = await startApp(config);
+    process.off('beforeExit', stalled);
+  } catch (error) {
+    if (error instanceof StartupError) fail(error.message, 1);
+    // Unforeseen: still one line, and the stack for whoever asks for it.
+    log.debug('start-up failure', { error });
+    fail(
+      `could not start: ${error instanceof Error ? error.message : String(error)} (LOG_LEVEL=debug shows the stack)`,
+      1,
+    );
+  }
+  stopOnSignals(app, config.shutdownTimeoutMs);
+}
+
+void main();

@@ -81,6 +81,7 @@ interface SubscriptionHost {
   readonly topic: string;
   readonly syncRoundMs: number;
   readonly logger: Logger;
+  readonly kafkaLog: KafkaLog;
   partitions(): readonly number[];
   sendMarkers(subscriber: string, round: number): Promise<void>;
   deleteGroup(groupId: string): Promise<void>;
@@ -101,11 +102,13 @@ export class KafkaBus implements ChangeBus {
     private readonly producer: Producer,
     private readonly options: KafkaBusOptions,
     private readonly logger: Logger,
+    private readonly kafkaLog: KafkaLog,
   ) {
     this.host = {
       topic: options.topic,
       syncRoundMs: options.syncRoundMs ?? 500,
       logger,
+      kafkaLog,
       partitions: () => this.partitionIds,
       sendMarkers: (subscriber, round) => this.sendMarkers(subscriber, round),
       deleteGroup: (groupId) => this.deleteGroup(groupId),
@@ -116,11 +119,12 @@ export class KafkaBus implements ChangeBus {
   /** Connects, creates the topic if it is missing, and learns its partitions. */
   static async create(options: KafkaBusOptions): Promise<KafkaBus> {
     const logger = (options.logger ?? log).child({ component: 'kafka-bus', topic: options.topic });
+    const kafkaLog = new KafkaLog(logger);
     const kafka = new Kafka({
       clientId: options.clientId,
       brokers: [...options.brokers],
       logLevel: logLevel.WARN,
-      logCreator: () => (entry) => forwardKafkaLog(logger, entry),
+      logCreator: () => (entry) => kafkaLog.write(entry),
     });
     const bus = new KafkaBus(
       kafka,
@@ -132,10 +136,12 @@ export class KafkaBus implements ChangeBus {
       }),
       options,
       logger,
+      kafkaLog,
     );
     try {
       await Promise.all([bus.admin.connect(), bus.producer.connect()]);
       await bus.ensureTopic();
+      kafkaLog.answered();
     } catch (error) {
       await bus.disconnectClients();
       throw error;
@@ -151,6 +157,7 @@ export class KafkaBus implements ChangeBus {
       acks: -1,
       messages: changes.map((change) => ({ key: change.key, value: this.encode(change) })),
     });
+    this.kafkaLog.answered();
     published.inc({ kind: 'change' }, changes.length);
   }
 
@@ -266,6 +273,7 @@ export class KafkaBus implements ChangeBus {
       acks: -1,
       messages: this.partitionIds.map((partition) => ({ partition, value })),
     });
+    this.kafkaLog.answered();
     published.inc({ kind: 'sync' }, this.partitionIds.length);
   }
 
@@ -323,10 +331,15 @@ class KafkaSubscription implements Subscription {
 
   async start(): Promise<void> {
     this.consumer.on(this.consumer.events.CRASH, ({ payload }) => {
-      if (payload.restart) this.logger.warn('consumer restarting after an error', { error: payload.error });
-      else
+      if (payload.restart) {
+        const context = { groupId: this.groupId, error: payload.error };
+        if (CONNECTION_TROUBLE.test(String(payload.error)))
+          this.host.kafkaLog.trouble('consumer restarting after a connection error', context);
+        else this.logger.warn('consumer restarting after an error', context);
+      } else
         reportError('kafka-bus', 'consumer stopped after an error', payload.error, { groupId: this.groupId });
     });
+    this.consumer.on(this.consumer.events.FETCH, () => this.host.kafkaLog.answered());
     await this.consumer.connect();
     await this.consumer.subscribe({ topics: [this.host.topic], fromBeginning: false });
     // Offsets are resolved by hand, only once the handler has had the messages, so stopping mid-batch
@@ -459,22 +472,74 @@ class KafkaSubscription implements Subscription {
   }
 }
 
-function forwardKafkaLog(logger: Logger, { level, namespace, log: entry }: LogEntry): void {
-  const { message, timestamp: _timestamp, ...extra } = entry;
-  const context: Record<string, unknown> = { source: 'kafkajs', namespace, ...extra };
-  // kafkajs logs an existing topic as a creation error although createTopics() then simply answers false;
-  // every process after the first would otherwise start with an error line.
-  if (
-    String(message).startsWith('Topic creation errors') &&
-    JSON.stringify(extra).includes('TOPIC_ALREADY_EXISTS')
-  ) {
-    logger.debug(String(message), context);
-    return;
+// A broker that refuses, drops or times out connections: kafkajs logs every attempt, at ERROR.
+const CONNECTION_TROUBLE =
+  /ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|EHOSTUNREACH|ENOTFOUND|Connection (error|timeout)|Closed connection|connection (closed|timed out)|Failed to connect|KafkaJSConnection|KafkaJSNumberOfRetriesExceeded|Restarting the consumer|Request .* timed out/i;
+
+/**
+ * kafkajs's own log, cut to what an operator needs. Connection trouble while a broker is down or restarting
+ * is one warning when it starts and one line when it ends (kafkajs retries meanwhile, and callers report
+ * what failed); an error response is debug, because kafkajs hands it to its caller, which reports or
+ * handles it (an existing topic, a group that is gone). Everything else keeps kafkajs's level.
+ */
+class KafkaLog {
+  /** null until the first successful exchange: start-up reports its own failure in one line. */
+  private reachable: boolean | null = null;
+
+  constructor(private readonly logger: Logger) {}
+
+  write({ level, namespace, log: entry }: LogEntry): void {
+    const { message, timestamp: _timestamp, ...extra } = entry;
+    const text = String(message);
+    const context: Record<string, unknown> = { source: 'kafkajs', namespace, ...extra };
+    if (level <= logLevel.WARN && CONNECTION_TROUBLE.test(`${text} ${String(extra.error ?? '')}`)) {
+      this.trouble(text, context);
+    } else if (namespace === 'Connection' && text.startsWith('Response ')) {
+      this.logger.debug(text, context);
+    } else if (level <= logLevel.ERROR) this.logger.error(text, context);
+    else if (level <= logLevel.WARN) this.logger.warn(text, context);
+    else this.logger.debug(text, context);
   }
-  if (level <= logLevel.ERROR) logger.error(String(message), context);
-  else if (level <= logLevel.WARN) logger.warn(String(message), context);
-  else logger.debug(String(message), context);
+
+  /** A connection problem: the first since Kafka last answered is a warning, the rest debug. */
+  trouble(text: string, context: Record<string, unknown>): void {
+    if (this.reachable === true) {
+      this.logger.warn('kafka unreachable; retrying (one line when it answers again)', {
+        ...context,
+        first: text,
+      });
+    } else this.logger.debug(text, context);
+    if (this.reachable !== null) this.reachable = false;
+  }
+
+  /** Kafka answered: ends a stretch of connection trouble. */
+  answered(): void {
+    if (this.reachable === false) this.logger.info('kafka reachable again');
+    this.reachable = true;
+  }
 }
+
+/**
+ * kafkajs 2.2.4 schedules its request-queue check with a negative delay (throttledUntil starts at -1), which
+ * Node 24+ reports as a TimeoutNegativeWarning on every connection (tulios/kafkajs#1751, unreleased fix); the
+ * delay is clamped to 1 ms, as kafkajs meant. Only that warning from that place is dropped.
+ */
+function silenceKafkajsNegativeTimeout(): void {
+  const emit = process.emitWarning.bind(process);
+  const filtered = (warning: string | Error, ...rest: unknown[]): void => {
+    const type = typeof rest[0] === 'string' ? rest[0] : (rest[0] as { type?: unknown } | undefined)?.type;
+    const name = warning instanceof Error ? warning.name : type;
+    if (
+      name === 'TimeoutNegativeWarning' &&
+      /kafkajs[\\/]src[\\/]network[\\/]requestQueue/.test(new Error().stack ?? '')
+    )
+      return;
+    // emitWarning's overloads cannot be spelled with a rest parameter; the arguments pass through unchanged.
+    (emit as (...args: unknown[]) => void)(warning, ...rest);
+  };
+  process.emitWarning = filtered as typeof process.emitWarning;
+}
+silenceKafkajsNegativeTimeout();
 
 /** The per-group error codes of a failed deleteGroups; empty when the failure was not about the group. */
 function groupErrorCodes(error: unknown): number[] {

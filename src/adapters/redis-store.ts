@@ -189,18 +189,24 @@ const connectionErrors = metrics.counter(
 const WRITE_COMMAND = 'tiercacheWriteBatch';
 const ACK_COMMAND = 'tiercacheAckOutbox';
 
+/** How long a command waits while Redis is unreachable before it fails (README "Running the roles"). */
+export const REDIS_DOWN_FAIL_MS = 1000;
+const RECONNECT_DELAY_MS = 200;
+
 /**
  * A client for the store: connects at once, sends each command as it comes (one MGET is one round trip).
- * While Redis is unreachable a command is retried over a few reconnections (~0.3 s) and then fails, so a
- * request answers UNAVAILABLE instead of hanging; the client keeps reconnecting in the background.
+ * While Redis is unreachable a command fails within REDIS_DOWN_FAIL_MS, so a request answers UNAVAILABLE
+ * instead of hanging: ioredis fails the queued commands each time a reconnection attempt fails
+ * (maxRetriesPerRequest 0), and attempts come every RECONNECT_DELAY_MS, each given the rest of the second.
  */
 export function connectRedis(url: string): Redis {
   const redis = new Redis(url, {
     lazyConnect: false,
     enableAutoPipelining: false,
     connectionName: 'tiercache',
-    maxRetriesPerRequest: 3,
-    connectTimeout: 2000,
+    maxRetriesPerRequest: 0,
+    retryStrategy: () => RECONNECT_DELAY_MS,
+    connectTimeout: REDIS_DOWN_FAIL_MS - RECONNECT_DELAY_MS,
   });
   watchConnection(redis, 'tiercache');
   return redis;
@@ -208,18 +214,20 @@ export function connectRedis(url: string): Redis {
 
 /**
  * Counts a connection's errors and logs one line when it is lost and one when it is back, rather than one per
- * reconnection attempt; the commands that fail meanwhile are reported by their callers.
+ * reconnection attempt; the commands that fail meanwhile are reported by their callers. Never connected is
+ * not "lost": start-up says that itself.
  */
 function watchConnection(redis: Redis, connection: string): void {
-  let healthy = true;
+  let state: 'connecting' | 'ready' | 'lost' = 'connecting';
   redis.on('error', (error: Error) => {
     connectionErrors.inc({ connection });
-    if (healthy) log.warn('redis connection lost; reconnecting', { connection, error: error.message });
-    healthy = false;
+    if (state === 'ready')
+      log.warn('redis connection lost; reconnecting', { connection, error: error.message });
+    if (state !== 'connecting') state = 'lost';
   });
   redis.on('ready', () => {
-    if (!healthy) log.info('redis connection back', { connection });
-    healthy = true;
+    if (state === 'lost') log.info('redis connection back', { connection });
+    state = 'ready';
   });
 }
 
@@ -321,6 +329,8 @@ export class RedisStore implements Store {
   async close(): Promise<void> {
     this.outbox.close();
     if (!this.ownsClient || this.redis.status === 'end') return;
+    // Nothing to flush without a connection, and quit() would wait for one.
+    if (this.redis.status !== 'ready') return void this.redis.disconnect();
     // quit() settles on Redis's OK; the socket closes a moment later, and a clean shutdown waits for that.
     const ended = new Promise((resolve) => this.redis.once('end', resolve));
     await this.redis.quit();

@@ -82,7 +82,12 @@ describe('loadConfig', () => {
     }
     for (const host of ['127.0.0.1', '127.8.0.1', '::1', 'localhost'])
       expect(() => loadConfig([`--host=${host}`], {}), host).not.toThrow();
-    expect(loadConfig(['--host=0.0.0.0', '--mode=reader'], {}).mode).toBe('reader');
+    expect(
+      loadConfig(['--host=0.0.0.0', '--mode=reader'], {
+        REDIS_URL: 'redis://r:6379',
+        KAFKA_BROKERS: 'k:9092',
+      }).mode,
+    ).toBe('reader');
     expect(loadConfig(['--host=0.0.0.0', '--allow-anonymous-writes'], {}).allowAnonymousWrites).toBe(true);
     expect(loadConfig(['--host=0.0.0.0'], { ALLOW_ANONYMOUS_WRITES: 'true' }).allowAnonymousWrites).toBe(
       true,

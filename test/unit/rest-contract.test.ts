@@ -5,19 +5,22 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LocalBus } from '../../src/adapters/local-bus.js';
 import { MemoryStore } from '../../src/adapters/memory-store.js';
+import { httpOptions } from '../../src/app.js';
+import { loadConfig } from '../../src/config.js';
 import { createHttpServer } from '../../src/http/server.js';
 import { Reader } from '../../src/reader/reader.js';
 import { Writer } from '../../src/writer/writer.js';
 import type { WriteOp, WriteOptions } from '../../src/ports.js';
 import { startRelay } from '../support/relay.js';
 
-const limits = {
-  maxReadKeys: 10,
-  maxWriteEntries: 10,
-  maxKeyBytes: 64,
-  maxValueBytes: 1024,
-  maxTtlSeconds: 3600,
-};
+// The settings a process would have, with small limits so that going past them is cheap.
+const options = httpOptions(
+  loadConfig(
+    ['--max-read-keys=10', '--max-write-entries=10', '--max-value-bytes=1024', '--max-request-bytes=4096'],
+    {},
+  ),
+);
+const { limits } = options;
 
 /** A store whose Redis is gone: every read and write fails as ioredis fails while it cannot reconnect. */
 class DownStore extends MemoryStore {
@@ -48,7 +51,7 @@ async function serve(store: MemoryStore, roles: 'reader' | 'writer' | 'all'): Pr
       ? null
       : new Writer(store, { limits, tombstoneTtlMs: 60_000, inlineValueMaxBytes: 64 });
   const relay = startRelay(store.outbox, bus);
-  const server: Server = createHttpServer({ roles: { reader, writer }, limits, maxRequestBytes: 4096 });
+  const server: Server = createHttpServer({ roles: { reader, writer }, ...options });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   open.push(
     { close: () => new Promise((resolve) => server.close(resolve)) },
@@ -138,7 +141,14 @@ describe('REST drop-in shapes', () => {
       [404, fetch(`${writerOnly}/read?keys=a`)],
       [404, post(readerOnly, '{"items":[]}')],
       [405, fetch(`${all}/write`)],
-      [405, fetch(`${all}/read?keys=a`, { method: 'POST', body: '{}' })],
+      [
+        405,
+        fetch(`${all}/read?keys=a`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: '{}',
+        }),
+      ],
       [413, post(all, JSON.stringify({ items: [{ key: 'a', value: 'v'.repeat(5000) }] }))],
     ];
     for (const [status, pending] of cases) {
