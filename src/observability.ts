@@ -1,8 +1,11 @@
-// Logging and counting for everything that is not the client's to act on: one JSON line per event on
-// stderr, and process-wide counters and histograms that /metrics renders in Prometheus text format.
+// Logging and counting for everything that is not the client's to act on: pino writes one JSON line per
+// event on stderr (pretty when stderr is a terminal and the dev dependency pino-pretty is there), and
+// prom-client keeps the counters, gauges and histograms that /metrics renders, beside its default process
+// and Node.js metrics. The API below is the project's own, so no component imports either library.
+import { pino, stdSerializers, stdTimeFunctions, type DestinationStream } from 'pino';
+import * as prom from 'prom-client';
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
-const ORDER: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
 
 export interface Logger {
   debug(msg: string, context?: Record<string, unknown>): void;
@@ -12,30 +15,58 @@ export interface Logger {
   child(bindings: Record<string, unknown>): Logger;
 }
 
-const isLogLevel = (value: string | undefined): value is LogLevel =>
-  value !== undefined && Object.hasOwn(ORDER, value);
-let threshold: LogLevel = isLogLevel(process.env.LOG_LEVEL) ? process.env.LOG_LEVEL : 'info';
+const LEVELS: readonly string[] = ['debug', 'info', 'warn', 'error'];
+const initialLevel = LEVELS.includes(process.env.LOG_LEVEL ?? '')
+  ? (process.env.LOG_LEVEL as LogLevel)
+  : 'info';
+
+/** pino-pretty is a dev dependency: a terminal gets it where it is installed, production never needs it. */
+async function prettyStream(): Promise<DestinationStream | null> {
+  if (!process.stderr.isTTY) return null;
+  try {
+    const { default: pretty } = await import('pino-pretty');
+    return pretty({ destination: 2, sync: true });
+  } catch {
+    return null;
+  }
+}
+
+const root = pino(
+  {
+    level: initialLevel,
+    base: undefined,
+    timestamp: stdTimeFunctions.isoTime,
+    formatters: { level: (label) => ({ level: label }) },
+  },
+  // process.stderr rather than a file descriptor of pino's own: writes to it are synchronous on a pipe or
+  // file (nothing is lost on process.exit), and tests can watch it.
+  (await prettyStream()) ?? process.stderr,
+);
 
 export function setLogLevel(level: LogLevel): void {
-  threshold = level;
+  root.level = level;
 }
 
-function describe(value: unknown): unknown {
-  return value instanceof Error ? { name: value.name, message: value.message, stack: value.stack } : value;
+/** Errors anywhere in the context are logged with their type, message, stack and causes. */
+function fields(context: Record<string, unknown> | undefined): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(context ?? {}))
+    out[key] = value instanceof Error ? stdSerializers.errWithCause(value) : value;
+  return out;
 }
 
-function createLogger(bindings: Record<string, unknown> = {}): Logger {
-  const write = (level: LogLevel, msg: string, context?: Record<string, unknown>): void => {
-    if (ORDER[level] < ORDER[threshold]) return;
-    const line: Record<string, unknown> = { time: new Date().toISOString(), level, msg, ...bindings };
-    for (const [k, v] of Object.entries(context ?? {})) line[k] = describe(v);
-    process.stderr.write(JSON.stringify(line) + '\n');
-  };
+// Bindings are merged per call rather than kept in pino children, so setLogLevel reaches every logger.
+export function createLogger(bindings: Record<string, unknown> = {}): Logger {
+  const write =
+    (level: LogLevel) =>
+    (msg: string, context?: Record<string, unknown>): void => {
+      if (root.isLevelEnabled(level)) root[level]({ ...bindings, ...fields(context) }, msg);
+    };
   return {
-    debug: (msg, context) => write('debug', msg, context),
-    info: (msg, context) => write('info', msg, context),
-    warn: (msg, context) => write('warn', msg, context),
-    error: (msg, context) => write('error', msg, context),
+    debug: write('debug'),
+    info: write('info'),
+    warn: write('warn'),
+    error: write('error'),
     child: (more) => createLogger({ ...bindings, ...more }),
   };
 }
@@ -43,117 +74,90 @@ function createLogger(bindings: Record<string, unknown> = {}): Logger {
 export const log = createLogger();
 
 type Labels = Record<string, string>;
-const labelKey = (labels: Labels): string =>
-  Object.entries(labels)
-    .sort(([a], [b]) => a.localeCompare(b))
-    .map(([k, v]) => `${k}="${v.replace(/["\\\n]/g, '_')}"`)
-    .join(',');
 
-/** Monotonic counters, one series per label set. */
+/** A prom-client counter whose label names are those of its first use (components pass labels, not names). */
 export class Counter {
-  private readonly series = new Map<string, { value: number }>();
+  private counter: prom.Counter | null = null;
   constructor(
     readonly name: string,
     readonly help: string,
+    private readonly registry: prom.Registry,
   ) {}
   inc(labels: Labels = {}, by = 1): void {
-    this.cell(labelKey(labels)).value += by;
+    this.series(labels).inc(by);
   }
-  /** One series, resolved once: for hot paths, where building the label key on every increment shows. */
+  /** One series, resolved once: for hot paths. */
   bind(labels: Labels): { inc(by?: number): void } {
-    const cell = this.cell(labelKey(labels));
-    return { inc: (by = 1) => void (cell.value += by) };
+    const series = this.series(labels);
+    return { inc: (by = 1) => series.inc(by) };
   }
-  value(labels: Labels = {}): number {
-    return this.series.get(labelKey(labels))?.value ?? 0;
+  async value(labels: Labels = {}): Promise<number> {
+    if (!this.counter) return 0;
+    const { values } = await this.counter.get();
+    const wanted = JSON.stringify(Object.entries(labels).sort());
+    return values.find((v) => JSON.stringify(Object.entries(v.labels).sort()) === wanted)?.value ?? 0;
   }
-  render(): string {
-    const lines = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} counter`];
-    for (const [key, cell] of this.series) lines.push(`${this.name}${key ? `{${key}}` : ''} ${cell.value}`);
-    return lines.join('\n');
-  }
-  private cell(key: string): { value: number } {
-    let cell = this.series.get(key);
-    if (!cell) this.series.set(key, (cell = { value: 0 }));
-    return cell;
-  }
-}
-
-/** A value that goes up and down, read when /metrics is rendered. */
-export class Gauge {
-  constructor(
-    readonly name: string,
-    readonly help: string,
-    private readonly read: () => number,
-  ) {}
-  render(): string {
-    return [
-      `# HELP ${this.name} ${this.help}`,
-      `# TYPE ${this.name} gauge`,
-      `${this.name} ${this.read()}`,
-    ].join('\n');
-  }
-}
-
-/** Observations counted into cumulative buckets (Prometheus histogram); quantiles come from the buckets. */
-export class Histogram {
-  private readonly counts: number[];
-  private sum = 0;
-  private count = 0;
-  constructor(
-    readonly name: string,
-    readonly help: string,
-    /** Upper bounds, ascending. */
-    readonly buckets: readonly number[],
-  ) {
-    this.counts = buckets.map(() => 0);
-  }
-  observe(value: number): void {
-    this.sum += value;
-    this.count++;
-    const i = this.buckets.findIndex((bound) => value <= bound);
-    if (i >= 0) this.counts[i] = (this.counts[i] ?? 0) + 1;
-  }
-  render(): string {
-    const lines = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} histogram`];
-    let cumulative = 0;
-    this.buckets.forEach((bound, i) => {
-      cumulative += this.counts[i] ?? 0;
-      lines.push(`${this.name}_bucket{le="${bound}"} ${cumulative}`);
+  private series(labels: Labels): { inc(by: number): void } {
+    this.counter ??= new prom.Counter({
+      name: this.name,
+      help: this.help,
+      labelNames: Object.keys(labels),
+      registers: [this.registry],
     });
-    lines.push(
-      `${this.name}_bucket{le="+Inf"} ${this.count}`,
-      `${this.name}_sum ${this.sum}`,
-      `${this.name}_count ${this.count}`,
-    );
-    return lines.join('\n');
+    return Object.keys(labels).length === 0 ? this.counter : this.counter.labels(labels);
   }
+}
+
+/** Observations counted into cumulative buckets; quantiles come from the buckets. */
+export interface Histogram {
+  observe(value: number): void;
 }
 
 /** The process-wide registry; components register what they count once, at construction. */
 export class Metrics {
+  readonly registry = new prom.Registry();
   private readonly counters = new Map<string, Counter>();
-  private readonly gauges = new Map<string, Gauge>();
-  private readonly histograms = new Map<string, Histogram>();
-  histogram(name: string, help: string, buckets: readonly number[]): Histogram {
-    let h = this.histograms.get(name);
-    if (!h) this.histograms.set(name, (h = new Histogram(name, help, buckets)));
-    return h;
+  private readonly gauges = new Map<string, { read: () => number }>();
+  private readonly histograms = new Map<string, prom.Histogram>();
+
+  constructor() {
+    prom.collectDefaultMetrics({ register: this.registry });
   }
   counter(name: string, help: string): Counter {
     let c = this.counters.get(name);
-    if (!c) this.counters.set(name, (c = new Counter(name, help)));
+    if (!c) this.counters.set(name, (c = new Counter(name, help, this.registry)));
     return c;
   }
+  /** A value read when /metrics is scraped; registering the name again replaces what it reads. */
   gauge(name: string, help: string, read: () => number): void {
-    this.gauges.set(name, new Gauge(name, help, read));
+    const known = this.gauges.get(name);
+    if (known) return void (known.read = read);
+    const source = { read };
+    this.gauges.set(name, source);
+    new prom.Gauge({
+      name,
+      help,
+      registers: [this.registry],
+      collect() {
+        this.set(source.read());
+      },
+    });
   }
-  render(): string {
-    return (
-      [...this.counters.values(), ...this.gauges.values(), ...this.histograms.values()]
-        .map((m) => m.render())
-        .join('\n') + '\n'
-    );
+  histogram(name: string, help: string, buckets: readonly number[]): Histogram {
+    let h = this.histograms.get(name);
+    if (!h)
+      this.histograms.set(
+        name,
+        (h = new prom.Histogram({ name, help, buckets: [...buckets], registers: [this.registry] })),
+      );
+    return h;
+  }
+  /** The Content-Type of what render() returns. */
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+  render(): Promise<string> {
+    return this.registry.metrics();
   }
 }
 

@@ -88,7 +88,7 @@ export function startTiercache(
     name,
     [...nodeFlags, 'dist/main.js', '--port=0', ...flags],
     env,
-    /"msg":"tiercache listening","url":"(http:\/\/[^"]+)\/graphql"/,
+    /^(?=.*"msg":"tiercache listening").*"url":"(http:\/\/[^"]+)\/graphql"/m,
   );
 }
 

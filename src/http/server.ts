@@ -109,8 +109,9 @@ export function createHttpServer({
       return sendJson(res, 405, { error: `${url.pathname} answers ${allowed} only` });
     }
     if (url.pathname === '/metrics' && req.method === 'GET') {
-      res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' });
-      return void res.end(metrics.render());
+      const text = await metrics.render();
+      res.writeHead(200, { 'content-type': metrics.contentType });
+      return void res.end(text);
     }
     if (url.pathname === '/ready' && req.method === 'GET') {
       const ready = roles.reader ? roles.reader.feedCurrent : true;

@@ -3,6 +3,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Change } from '../../src/domain/entry.js';
 import type { ChangeBus, ChangeHandler, Subscription } from '../../src/ports.js';
+import { captureLogs, messages } from '../support/logs.js';
 import { uniqueName } from '../support/services.js';
 
 export interface BusFixture {
@@ -135,6 +136,7 @@ export function describeBusContract(name: string, create: () => Promise<BusFixtu
     it('goes on delivering after a handler throws', async () => {
       const received = new Received();
       let calls = 0;
+      const logs = captureLogs();
       const subscription = await bus.subscribe(uniqueName('throws'), (changes) => {
         calls += 1;
         if (calls === 1) throw new Error('handler failure the bus must survive (expected in this test)');
@@ -145,8 +147,10 @@ export function describeBusContract(name: string, create: () => Promise<BusFixtu
       await subscription.sync(SYNC_MS);
       await bus.publish([second as Change]);
       await subscription.sync(SYNC_MS);
+      logs.restore();
       expect(calls).toBe(2);
       expect(received.changes).toEqual([second]);
+      expect(messages(logs.lines, 'error')).toEqual(['change handler failed; delivery goes on']);
     });
 
     it('delivers nothing to a closed subscription, and its sync fails', async () => {

@@ -2,6 +2,7 @@
 import { request } from 'node:http';
 import { getIntrospectionQuery } from 'graphql';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { metrics } from '../../src/observability.js';
 import { graphql, startTiercache, type RunningTiercache } from '../support/processes.js';
 
 let app: RunningTiercache;
@@ -229,5 +230,22 @@ describe('the embedded default', () => {
     );
     expect(res.errors).toBeUndefined();
     expect(res.data!.__schema.queryType.name).toBe('Query');
+  });
+
+  it('serves prom-client metrics: the tiercache series beside the process and Node.js defaults', async () => {
+    const res = await fetch(`${app.base}/metrics`);
+    expect(res.headers.get('content-type')).toBe(metrics.contentType);
+    const text = await res.text();
+    for (const series of [
+      'tiercache_reader_memory_entries',
+      'tiercache_reader_changes_applied_total',
+      'tiercache_writer_ops_total{op="set"}',
+      'process_cpu_user_seconds_total',
+      'process_resident_memory_bytes',
+      'nodejs_eventloop_lag_seconds',
+      'nodejs_heap_size_used_bytes',
+      'nodejs_gc_duration_seconds_count',
+    ])
+      expect(text).toContain(`\n${series}`);
   });
 });

@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KafkaBus, type KafkaBusOptions } from '../../src/adapters/kafka-bus.js';
 import { metrics } from '../../src/observability.js';
 import { describeBusContract, groupByKey, manyChanges, Received } from '../contract/bus.contract.js';
+import { captureLogs, messages } from '../support/logs.js';
 import { kafkaBrokers, uniqueName } from '../support/services.js';
 
 const PARTITIONS = 4;
@@ -115,7 +116,8 @@ describe('KafkaBus on a real broker', () => {
       const received = new Received();
       const subscription = await bus.subscribe(uniqueName('garbage'), received.handler);
       const garbage = ['not json', '{"op":"set","key":"k"}', '[1,2]', '', null];
-      const skippedBefore = metrics.counter('tiercache_bus_skipped_total', '').value();
+      const logs = captureLogs();
+      const skippedBefore = await metrics.counter('tiercache_bus_skipped_total', '').value();
       await raw.send({
         topic: options.topic,
         messages: Array.from({ length: PARTITIONS }, (_, partition) =>
@@ -126,8 +128,12 @@ describe('KafkaBus on a real broker', () => {
       await bus.publish(changes);
       await subscription.sync(SYNC_MS);
       expect(received.byKey()).toEqual(groupByKey(changes));
-      expect(metrics.counter('tiercache_bus_skipped_total', '').value() - skippedBefore).toBe(
+      expect((await metrics.counter('tiercache_bus_skipped_total', '').value()) - skippedBefore).toBe(
         garbage.length * PARTITIONS,
+      );
+      logs.restore();
+      expect(messages(logs.lines, 'warn')).toEqual(
+        Array.from({ length: garbage.length * PARTITIONS }, () => 'skipped an undecodable message'),
       );
     } finally {
       await raw.disconnect();

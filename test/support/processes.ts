@@ -50,7 +50,9 @@ export async function startTiercache(args: string[], env: Record<string, string>
       60_000,
     );
     const onData = () => {
-      const match = /"msg":"tiercache listening","url":"(http:\/\/[^"]+)\/graphql"/.exec(running.output());
+      const match = /^(?=.*"msg":"tiercache listening").*"url":"(http:\/\/[^"]+)\/graphql"/m.exec(
+        running.output(),
+      );
       if (match) {
         clearTimeout(timer);
         child.stderr?.off('data', onData);
@@ -77,9 +79,12 @@ export async function freePort(): Promise<number> {
   });
 }
 
-/** A redis-server of this test's own, on loopback, without persistence; the binary services:up installed. */
-export async function startPrivateRedis(): Promise<Running & { url: string }> {
-  const port = await freePort();
+/**
+ * A redis-server of this test's own, on loopback, without persistence; the binary services:up installed. A
+ * port given starts it again where an earlier one ran.
+ */
+export async function startPrivateRedis(port?: number): Promise<Running & { url: string }> {
+  port ??= await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'tiercache-redis-'));
   const child = spawn(
     'redis-server',

@@ -53,11 +53,11 @@ describe('toClientError', () => {
     const writer = new Writer(store, { limits, tombstoneTtlMs: 1000, inlineValueMaxBytes: 64 });
     const thrown = await writer.setValues([{ key: 'k', value: 'v' }], null).catch((e: unknown) => e);
     expect(thrown).toBeInstanceOf(StoreFailure);
-    const before = internalErrors.value({ component: 'graphql' });
+    const before = await internalErrors.value({ component: 'graphql' });
     const error = toClientError(thrown, 'setValues');
     expect(error.extensions.code).toBe('UNAVAILABLE');
     expect(error.message).not.toContain('connection refused');
-    expect(internalErrors.value({ component: 'graphql' })).toBe(before + 1);
+    expect(await internalErrors.value({ component: 'graphql' })).toBe(before + 1);
     expect(lines.join('')).toContain('connection refused');
   });
 

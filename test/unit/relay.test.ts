@@ -5,6 +5,7 @@ import { LocalBus } from '../../src/adapters/local-bus.js';
 import { MemoryStore } from '../../src/adapters/memory-store.js';
 import type { Change } from '../../src/domain/entry.js';
 import type { ChangeBus } from '../../src/ports.js';
+import { captureLogs, messages } from '../support/logs.js';
 import { startRelay } from '../support/relay.js';
 
 const OPTIONS = { ttlMs: null, tombstoneTtlMs: 60_000, inlineValueMaxBytes: 1024 };
@@ -47,6 +48,8 @@ describe('Relay', () => {
     const local = new LocalBus();
     const bus = flakyBus(local, 3);
     const arrived = received(local, 3);
+    const logs = captureLogs();
+    closers.push(() => Promise.resolve(logs.restore()));
     const committed = [
       ...(await store.write([{ op: 'set', key: 'a', value: '1' }], OPTIONS)),
       ...(await store.write(
@@ -69,6 +72,8 @@ describe('Relay', () => {
     );
     await relay.close();
     expect(await store.outbox.size()).toBe(0);
+    // The first failure of a run is logged (and counted); the retries after it are not.
+    expect(messages(logs.lines, 'error')).toEqual(['relay publish failed; retrying']);
   });
 
   it('leaves what it could not announce in the outbox when it stops, for the next relay', async () => {
@@ -76,10 +81,13 @@ describe('Relay', () => {
     const local = new LocalBus();
     const refusing = flakyBus(local, Number.POSITIVE_INFINITY);
     await store.write([{ op: 'set', key: 'k', value: 'v' }], OPTIONS);
+    const logs = captureLogs();
     const first = startRelay(store.outbox, refusing, { relayId: 'first' });
     closers.push(() => local.close());
     while (refusing.attempts === 0) await new Promise((resolve) => setTimeout(resolve, 5));
     await first.close();
+    logs.restore();
+    expect(messages(logs.lines, 'error')).toEqual(['relay publish failed; retrying']);
     expect(await store.outbox.size()).toBe(1);
     // The next relay takes the claim over once it is old enough (here: at once).
     const arrived = received(local, 1);

@@ -11,6 +11,7 @@ import { createHttpServer } from '../../src/http/server.js';
 import { Reader } from '../../src/reader/reader.js';
 import { Writer } from '../../src/writer/writer.js';
 import type { WriteOp, WriteOptions } from '../../src/ports.js';
+import { captureLogs, messages } from '../support/logs.js';
 import { startRelay } from '../support/relay.js';
 
 // The settings a process would have, with small limits so that going past them is cheap.
@@ -126,7 +127,8 @@ describe('REST drop-in shapes', () => {
     }
   });
 
-  it('gives every error an "error" field: 5xx while the store is down', async () => {
+  it('gives every error an "error" field: 5xx while the store is down, and logs the cause', async () => {
+    const logs = captureLogs();
     for (const res of [
       await fetch(`${down}/read?keys=a`),
       await post(down, '{"items":[{"key":"a","value":"v"}]}'),
@@ -134,6 +136,8 @@ describe('REST drop-in shapes', () => {
       expect(res.status).toBeGreaterThanOrEqual(500);
       expect(await res.json()).toMatchObject({ error: expect.any(String) });
     }
+    logs.restore();
+    expect(messages(logs.lines, 'error')).toEqual(['read failed', 'write failed']);
   });
 
   it('gives every error an "error" field: wrong role, wrong method, body too large', async () => {
