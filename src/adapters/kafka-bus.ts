@@ -247,10 +247,21 @@ export class KafkaBus implements ChangeBus {
     const created =
       !(await this.admin.listTopics()).includes(topic) &&
       (await this.admin.createTopics({
-        waitForLeaders: true,
+        waitForLeaders: false,
         topics: [{ topic, numPartitions: partitions, replicationFactor }],
       }));
-    await this.refreshPartitions();
+    // A topic just created (here or by another process) can take a loaded broker longer to serve than
+    // kafkajs's own retries wait: it is not a failure until the start-up deadline.
+    const deadline = Date.now() + (this.options.liveTimeoutMs ?? 30_000);
+    for (;;) {
+      try {
+        await this.refreshPartitions();
+        break;
+      } catch (error) {
+        if (Date.now() > deadline || !isTopicNotReady(error)) throw error;
+        await new Promise((resolve) => setTimeout(resolve, 250));
+      }
+    }
     this.logger.info(created ? 'topic created' : 'topic found', { partitions: this.partitionIds.length });
   }
 
@@ -540,6 +551,16 @@ function silenceKafkajsNegativeTimeout(): void {
   process.emitWarning = filtered as typeof process.emitWarning;
 }
 silenceKafkajsNegativeTimeout();
+
+/** Whether kafkajs gave up because the topic or its leaders are not known yet (it is being created). */
+function isTopicNotReady(error: unknown): boolean {
+  for (let e = error, depth = 0; e instanceof Error && depth < 5; depth++) {
+    const type = (e as { type?: unknown }).type;
+    if (type === 'UNKNOWN_TOPIC_OR_PARTITION' || type === 'LEADER_NOT_AVAILABLE') return true;
+    e = (e as { cause?: unknown; originalError?: unknown }).originalError ?? e.cause;
+  }
+  return false;
+}
 
 /** The per-group error codes of a failed deleteGroups; empty when the failure was not about the group. */
 function groupErrorCodes(error: unknown): number[] {
