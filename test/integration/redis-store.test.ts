@@ -121,14 +121,15 @@ describe('RedisStore on Redis', () => {
     const before = await store.write([set('a', 'one')], KEEP);
     const junk = await redis.xadd(`${prefix}outbox`, '*', '1', 'not a change');
     const after = await store.write([set('b', 'two')], KEEP);
-    const failuresBefore = metrics.render().match(/^tiercache_outbox_malformed_total (\d+)/m)?.[1] ?? '0';
+    const failuresBefore =
+      (await metrics.render()).match(/^tiercache_outbox_malformed_total (\d+)/m)?.[1] ?? '0';
     const claimed = await store.outbox.claim('r1', { max: 10, blockMs: 0, reclaimAfterMs: 60_000 });
     // The two good entries are handed out; the junk one is not, so no relay can acknowledge it.
     expect(claimed.map((e) => e.changes.map((c) => c.version))).toEqual([
       [before[0]!.version],
       [after[0]!.version],
     ]);
-    expect(Number(metrics.render().match(/^tiercache_outbox_malformed_total (\d+)/m)?.[1])).toBe(
+    expect(Number((await metrics.render()).match(/^tiercache_outbox_malformed_total (\d+)/m)?.[1])).toBe(
       Number(failuresBefore) + 1,
     );
     await store.outbox.ack(claimed.map((e) => e.id));
