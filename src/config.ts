@@ -374,7 +374,13 @@ export const SETTINGS = [
     int(100),
     'Most tokens in one GraphQL document (parsing stops there)',
   ),
-  setting('maxQueryDepth', 'MAX_QUERY_DEPTH', '15', int(2, 1000), 'Deepest field nesting in one operation'),
+  setting(
+    'maxQueryDepth',
+    'MAX_QUERY_DEPTH',
+    '15',
+    int(2, 1000),
+    "Deepest field nesting in one operation (graphql-js's own introspection query nests 15)",
+  ),
   setting('maxAliases', 'MAX_ALIASES', '30', int(0), 'Most aliased fields in one GraphQL document'),
   setting(
     'maxResponseBytes',
