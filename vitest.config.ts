@@ -1,6 +1,7 @@
 // One test command for everything. The "unit" project (domain, config, contract suites on the embedded
 // adapters) needs nothing; the "services" project (integration and end to end) gets real Redis and Kafka
-// from the global setup, which starts them unless REDIS_URL / KAFKA_BROKERS are given.
+// from the global setup, which starts them unless REDIS_URL / KAFKA_BROKERS are given; the "faults" project
+// (test/faults/) starts Redis and Kafka of its own to kill.
 import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
@@ -16,6 +17,17 @@ export default defineConfig({
           globalSetup: ['test/global-setup.ts'],
           testTimeout: 60_000,
           hookTimeout: 120_000,
+        },
+      },
+      {
+        // Long: kills and restarts Redis, Kafka and tiercache processes (each file its own Redis and Kafka).
+        // CI runs it once, not per Node line. One file at a time: two brokers at once would starve 2 cores.
+        test: {
+          name: 'faults',
+          include: ['test/faults/**/*.test.ts'],
+          fileParallelism: false,
+          testTimeout: 180_000,
+          hookTimeout: 240_000,
         },
       },
     ],

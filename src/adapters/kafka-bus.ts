@@ -45,7 +45,7 @@ export interface KafkaBusOptions {
   readonly fetchMaxWaitMs?: number;
   /**
    * How long subscribe() waits for members already in the subscriber's consumer group to go before it
-   * refuses (another reader with the same id); default: the session timeout and a second.
+   * refuses (another reader with the same id); default: the session timeout.
    */
   readonly inUseWaitMs?: number;
 }
@@ -217,7 +217,7 @@ export class KafkaBus implements ChangeBus {
    * timeout. So members still there after that long belong to another running reader: refuse to start.
    */
   private async refuseIfInUse(subscriberId: string, groupId: string): Promise<void> {
-    const deadline = Date.now() + (this.options.inUseWaitMs ?? SESSION_TIMEOUT_MS + 1_000);
+    const deadline = Date.now() + (this.options.inUseWaitMs ?? SESSION_TIMEOUT_MS);
     let announced = false;
     for (;;) {
       const { groups } = await this.admin.describeGroups([groupId]);

@@ -1,0 +1,84 @@
+// tiercache as processes on a fault file's dedicated Redis and Kafka, with the short staleness bound the
+// fault scenarios judge against, and where their figures go.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { DIR } from '../../scripts/services/state.js';
+import { eventually, startTiercache, type RunningTiercache } from '../support/processes.js';
+import { uniqueName } from '../support/services.js';
+import type { Dedicated } from './dedicated.js';
+import type { Endpoint, Figures } from './observer.js';
+
+export const FEED_MAX_LAG_MS = 2_000;
+/** What every scenario holds readers to: FEED_MAX_LAG_MS + 1 s after an acknowledgement. */
+export const BOUND_MS = FEED_MAX_LAG_MS + 1_000;
+
+export interface Cluster {
+  readonly env: Record<string, string>;
+  readonly prefix: string;
+  writers: (RunningTiercache & Endpoint)[];
+  readers: (RunningTiercache & Endpoint)[];
+  startWriter(name: string, extra?: Record<string, string>): Promise<RunningTiercache & Endpoint>;
+  startReader(name: string): Promise<RunningTiercache & Endpoint>;
+  stopAll(): Promise<void>;
+}
+
+export function cluster(services: Dedicated, extra: Record<string, string> = {}): Cluster {
+  const prefix = `${uniqueName('faults')}:`;
+  const env = {
+    REDIS_URL: services.redisUrl,
+    KAFKA_BROKERS: services.brokers,
+    KAFKA_TOPIC: uniqueName('faults'),
+    KAFKA_PARTITIONS: '3',
+    REDIS_KEY_PREFIX: prefix,
+    FEED_MAX_LAG_MS: String(FEED_MAX_LAG_MS),
+    FEED_SYNC_INTERVAL_MS: '200',
+    OUTBOX_RECLAIM_MS: '1000',
+    ...extra,
+  };
+  const all: RunningTiercache[] = [];
+  const c: Cluster = {
+    env,
+    prefix,
+    writers: [],
+    readers: [],
+    async startWriter(name, more = {}) {
+      const writer = await startTiercache(['--mode=writer', `--instance-id=${name}`], { ...env, ...more });
+      all.push(writer);
+      const endpoint = Object.assign(writer, { name });
+      c.writers.push(endpoint);
+      return endpoint;
+    },
+    async startReader(name) {
+      const reader = await startTiercache(['--mode=reader', `--instance-id=${name}`], env);
+      all.push(reader);
+      await eventually(
+        `${name} ready`,
+        async () => ((await fetch(`${reader.base}/ready`)).status === 200 ? true : undefined),
+        60_000,
+      );
+      const endpoint = Object.assign(reader, { name });
+      c.readers.push(endpoint);
+      return endpoint;
+    },
+    async stopAll() {
+      await Promise.all(
+        all.map((p) => {
+          // A stopped (SIGSTOP) process cannot act on SIGTERM.
+          if (p.process.exitCode === null && p.process.signalCode === null) p.process.kill('SIGCONT');
+          return p.stop();
+        }),
+      );
+    },
+  };
+  return c;
+}
+
+/** Appends a scenario's figures to .services/faults/figures.jsonl (docs/reliability.md quotes a run). */
+export function report(figures: Figures): void {
+  const file = path.join(DIR, 'faults', 'figures.jsonl');
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  fs.appendFileSync(file, `${JSON.stringify({ at: new Date().toISOString(), ...figures })}\n`);
+  console.log(`[faults] ${JSON.stringify(figures)}`);
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
