@@ -1,5 +1,8 @@
 // Gives every test run real Redis and Kafka: the ones REDIS_URL / KAFKA_BROKERS name, else ones that
 // scripts/services starts (or finds already running). Stops them afterwards only if this run started them.
+import { spawn } from 'node:child_process';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { TestProject } from 'vitest/node';
 import { servicesDown, servicesUp, type ServicesUpResult } from '../scripts/services/index.js';
 
@@ -33,8 +36,28 @@ export default async function setup(project: TestProject): Promise<() => Promise
   project.provide('redisUrl', services.redisUrl);
   project.provide('kafkaBrokers', services.kafkaBrokers);
 
+  if (services.started) stopOnSignals();
   return async () => {
     // Services that ran before this test run (e.g. `npm run services:up`) belong to whoever started them.
     if (services.started) await servicesDown();
   };
+}
+
+/**
+ * Ctrl-C or SIGTERM can end vitest before its teardown runs, which would leave this run's Redis and Kafka
+ * behind: a detached `services:down`, which outlives this process, stops exactly what was recorded.
+ */
+function stopOnSignals(): void {
+  const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    process.once(signal, () => {
+      spawn(process.execPath, ['--import', 'tsx', 'scripts/services/index.ts', 'down'], {
+        cwd: root,
+        detached: true,
+        stdio: 'ignore',
+      }).unref();
+      // Without another listener (vitest's own), the signal's default action ends the process as before.
+      if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
+    });
+  }
 }

@@ -483,9 +483,10 @@ class KafkaSubscription implements Subscription {
   }
 }
 
-// A broker that refuses, drops or times out connections: kafkajs logs every attempt, at ERROR.
+// A broker that refuses, drops or times out connections, or hands leadership over while it stops: kafkajs
+// logs every attempt, at ERROR.
 const CONNECTION_TROUBLE =
-  /ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|EHOSTUNREACH|ENOTFOUND|Connection (error|timeout)|Closed connection|connection (closed|timed out)|Failed to connect|KafkaJSConnection|KafkaJSNumberOfRetriesExceeded|Restarting the consumer|Request .* timed out/i;
+  /ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|EHOSTUNREACH|ENOTFOUND|Connection (error|timeout)|Closed connection|connection (closed|timed out)|Failed to connect|KafkaJSConnection|KafkaJSNumberOfRetriesExceeded|Restarting the consumer|Request .* timed out|No broker available|KafkaJSBrokerNotFound|not the leader|no leader|leader (is )?not available/i;
 
 /**
  * kafkajs's own log, cut to what an operator needs. Connection trouble while a broker is down or restarting
