@@ -193,11 +193,18 @@ describe('a writer and two reader processes', () => {
   });
 
   it('expire a value with ttlSeconds in Redis and in every memory tier', async () => {
+    // Both readers first remember the key as absent (NEGATIVE_TTL_MS is two minutes): from then on only the
+    // feed can put the value in memory, so the expiry checked below is the one the feed carried, not one a
+    // read fetched from Redis.
+    for (const r of readers) {
+      expect((await read(r.base, ['short-lived']))[0]).toMatchObject({ exists: false, version: null });
+    }
     await graphql(writer.base, SET, { entries: [{ key: 'short-lived', value: 'v' }], ttl: 1 });
     for (const r of readers) {
-      await eventually('short-lived in memory', async () =>
-        (await read(r.base, ['short-lived']))[0]?.source === 'MEMORY' ? true : undefined,
-      );
+      await eventually('short-lived in memory', async () => {
+        const [e] = await read(r.base, ['short-lived']);
+        return e?.source === 'MEMORY' && e.exists ? true : undefined;
+      });
     }
     // Within seconds, not at the memory tier's own TTL (five minutes): the Redis expiry travelled with it.
     for (const r of readers) {
@@ -232,50 +239,59 @@ describe('a writer and two reader processes', () => {
     }
   });
 
-  it('announce what a writer committed but could not announce before it died, once another writer runs', async () => {
-    // Both readers hold the current values in memory.
-    await graphql(writer.base, SET, {
-      entries: [
-        { key: 'orphan-1', value: 'old' },
-        { key: 'orphan-2', value: 'old' },
-      ],
-    });
-    for (const r of readers) {
-      await eventually('old values in memory', async () => {
-        const e = await read(r.base, ['orphan-1', 'orphan-2']);
-        return e.every((x) => x.source === 'MEMORY' && x.value === 'old') ? true : undefined;
-      });
-    }
-    // The only writer stops. Then two writes are committed as a writer would commit them, and die with it:
-    // one before its relay read it, one claimed by a relay that never acknowledged it.
-    await writer.stop();
+  it('announce what a writer killed mid-relay claimed but never acknowledged, once another writer runs', async () => {
     const redis = connectRedis(redisUrl());
+    const outbox = `${env.REDIS_KEY_PREFIX!}outbox`;
     try {
       const store = new RedisStore({ redis, prefix: env.REDIS_KEY_PREFIX! });
+      // A writer of known instance id, so its relay's claims can be seen in the outbox (XPENDING).
+      const id = uniqueName('doomed-writer');
+      const doomed = await startTiercache(['--mode=writer', `--instance-id=${id}`], env);
+      await writer.stop();
+      writer = doomed;
+      // Large batches keep the relay busy publishing for a while after the write is acknowledged. Freeze the
+      // writer at once and look: once its relay holds a claim it has not acknowledged, kill it right there.
+      const entries = Array.from({ length: 500 }, (_, i) => ({
+        key: `orphan-${i}`,
+        value: 'x'.repeat(1000),
+      }));
+      let caught = false;
+      for (let attempt = 0; attempt < 40 && !caught; attempt++) {
+        const res = await graphql(doomed.base, SET, { entries });
+        doomed.process.kill('SIGSTOP');
+        expect(res.errors).toBeUndefined();
+        const pending = (await redis.xpending(outbox, 'relays', '-', '+', 100, id)) as unknown[];
+        if (pending.length > 0) {
+          doomed.process.kill('SIGKILL');
+          caught = true;
+        } else {
+          doomed.process.kill('SIGCONT');
+        }
+      }
+      expect(caught, 'the relay was never caught between claim and acknowledgement').toBe(true);
+      // And one batch committed after its death, which no relay ever read.
       const options = { ttlMs: null, tombstoneTtlMs: 60_000, inlineValueMaxBytes: 1024 };
-      const [first] = await store.write([{ op: 'set', key: 'orphan-1', value: 'new' }], options);
-      const claimed = await store.outbox.claim('dead-relay', { max: 10, blockMs: 0, reclaimAfterMs: 60_000 });
-      expect(claimed.map((e) => e.changes[0]?.version)).toEqual([first!.version]);
-      const [second] = await store.write([{ op: 'set', key: 'orphan-2', value: 'new' }], options);
-      // Nothing announced them: the readers still answer the old values from memory.
-      for (const r of readers) {
-        expect((await read(r.base, ['orphan-1', 'orphan-2'])).map((e) => [e.value, e.source])).toEqual([
-          ['old', 'MEMORY'],
-          ['old', 'MEMORY'],
-        ]);
-      }
-      // A new writer's relay announces the unread entry at once and takes over the dead relay's claim.
+      const [last] = await store.write([{ op: 'set', key: 'orphan-last', value: 'new' }], options);
+      expect((await redis.xpending(outbox, 'relays', '-', '+', 100, id)).length).toBeGreaterThan(0);
+
+      // A new writer's relay announces the unread entry at once and takes over the dead relay's claims; only
+      // after announcing does it acknowledge, so an empty outbox means everything reached Kafka.
       writer = await startTiercache(['--mode=writer', '--outbox-reclaim-ms=300'], env);
-      for (const r of readers) {
-        const entries = await eventually('the orphaned writes in memory', async () => {
-          const e = await read(r.base, ['orphan-1', 'orphan-2']);
-          return e.every((x) => x.source === 'MEMORY' && x.value === 'new') ? e : undefined;
-        });
-        expect(entries.map((e) => e.version)).toEqual([String(first!.version), String(second!.version)]);
-      }
       await eventually('the outbox to be empty', async () =>
         (await store.outbox.size()) === 0 ? true : undefined,
       );
+      const truth = await store.read(['orphan-0', 'orphan-499', 'orphan-last']);
+      for (const r of readers) {
+        // Ready again: the feed proven current end to end, the memory tier in use and fed.
+        await eventually('reader ready', async () =>
+          (await fetch(`${r.base}/ready`)).status === 200 ? true : undefined,
+        );
+        const got = await eventually('the orphaned writes', async () => {
+          const e = await read(r.base, ['orphan-0', 'orphan-499', 'orphan-last']);
+          return e.every((x, i) => x.version === String(truth[i]?.version)) ? e : undefined;
+        });
+        expect(got[2]).toMatchObject({ value: 'new', version: String(last!.version) });
+      }
     } finally {
       redis.disconnect();
     }
