@@ -94,5 +94,5 @@ export function isAtLeast(candidate: Version, known: Version | undefined): boole
 
 /** Bytes of a string as UTF-8, the unit of every size limit. */
 export function utf8Bytes(text: string): number {
-  return Buffer.byteLength(text, 'utf8');
+  return Buffer.byteLength(text);
 }

@@ -133,10 +133,10 @@ export class MemoryTier {
     const newest = maxVersion(floor, heldVersion ?? undefined);
     // A null version (absent in the store) is older than any announced change.
     const fetchedVersion = stored?.version ?? -1n;
-    if (newest !== undefined && !isAtLeast(fetchedVersion, newest)) {
-      return held !== undefined && held[0] !== FLOOR && heldVersion === newest
-        ? unpack(held, 'memory')
-        : fetched;
+    if (!isAtLeast(fetchedVersion, newest)) {
+      // What the tier holds is never older than the floor (apply() raises both, or drops the entry), so a
+      // servable entry here is the newest the tier knows.
+      return held !== undefined && held[0] !== FLOOR ? unpack(held, 'memory') : fetched;
     }
     this.hold(
       key,

@@ -135,3 +135,11 @@ describe('ResponseBudget', () => {
     expect(() => new ResponseBudget(14).spend([shared, shared, shared])).toThrow(/MAX_RESPONSE_BYTES/);
   });
 });
+
+describe('unpackEntry refusals', () => {
+  it('matches the header only at the start, and quotes at most 40 characters of what it refuses', () => {
+    expect(() => unpackEntry('xs1::v')).toThrow(/not a tiercache entry/);
+    const long = 'y'.repeat(100);
+    expect(() => unpackEntry(long)).toThrow(`not a tiercache entry: "${'y'.repeat(40)}"`);
+  });
+});

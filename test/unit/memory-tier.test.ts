@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { StoredEntry } from '../../src/domain/entry.js';
 import { MemoryTier, type MemoryTierOptions } from '../../src/domain/memory-tier.js';
 
@@ -31,6 +31,10 @@ function fill(t: MemoryTier, key: string, entry: StoredEntry | null) {
   t.watch(key);
   return t.settle(key, entry);
 }
+
+afterEach(() => {
+  vi.useRealTimers();
+});
 
 describe('MemoryTier', () => {
   it('answers a filled value from memory afterwards', () => {
@@ -131,13 +135,120 @@ describe('MemoryTier', () => {
     expect(bytes.size).toBeLessThan(10);
   });
 
-  it('purgeExpired removes expired entries without any read touching them', () => {
+  it('purgeExpired removes expired entries without any read touching them, and says how many', () => {
     const { t, clock } = tier({ ttlMs: 1000 });
     for (let i = 0; i < 5; i++) fill(t, `k${i}`, stored(1n, 'v'));
-    clock.advance(1001);
-    expect(t.size).toBe(5);
+    clock.advance(500);
+    fill(t, 'fresh1', stored(1n, 'v'));
+    fill(t, 'fresh2', stored(1n, 'v'));
+    clock.advance(501);
+    expect(t.size).toBe(7);
     expect(t.purgeExpired()).toBe(5);
-    expect(t.size).toBe(0);
+    expect(t.size).toBe(2);
+  });
+
+  it('counts an entry as a fixed overhead plus its key and value in UTF-8 bytes', () => {
+    const { t } = tier();
+    fill(t, 'ké', stored(1n, 'abc')); // 64 + 3 + 3
+    expect(t.bytes).toBe(70);
+    fill(t, 'gone', null); // 64 + 4, no value
+    expect(t.bytes).toBe(70 + 68);
+  });
+
+  it('removes expired entries only when purged, not by timers of its own', () => {
+    vi.useFakeTimers();
+    const { t, clock } = tier({ ttlMs: 1000 });
+    fill(t, 'k', stored(1n, 'v'));
+    clock.advance(1001);
+    vi.advanceTimersByTime(10_000);
+    expect(t.size).toBe(1);
+    expect(t.purgeExpired()).toBe(1);
+  });
+
+  it('drops what it held when a change arrives already expired (expiry exactly now included)', () => {
+    const { t, clock } = tier();
+    fill(t, 'k', stored(1n, 'old'));
+    t.apply({ op: 'set', key: 'k', version: 2n, value: 'new', expiresAt: clock.now() });
+    expect(t.lookup('k')).toBeUndefined();
+    fill(t, 'j', stored(1n, 'old'));
+    t.apply({ op: 'set', key: 'j', version: 2n, value: 'new', expiresAt: clock.now() - 1 });
+    expect(t.lookup('j')).toBeUndefined();
+  });
+
+  it('settles a fetch nobody watched (e.g. after clear) by the fill rule alone', () => {
+    const { t } = tier();
+    expect(t.settle('k', stored(3n, 'v3'))).toEqual({ value: 'v3', version: 3n, origin: 'store' });
+    expect(t.lookup('k')?.value).toBe('v3');
+    t.abandon('never-watched');
+  });
+
+  it('keeps the floor for a second fetch in flight when the first settles', () => {
+    const { t } = tier();
+    t.watch('k');
+    t.watch('k');
+    t.settle('k', stored(1n, 'v1')); // the first fetch
+    t.apply({ op: 'set', key: 'k', version: 2n, value: 'v2', expiresAt: null });
+    t.clear();
+    t.settle('k', stored(1n, 'v1')); // the second, late: must not bring v1 back
+    expect(t.lookup('k')).toBeUndefined();
+  });
+
+  it('keeps the floor of a watched key when a second fetch of it starts', () => {
+    const { t } = tier();
+    t.watch('k');
+    t.apply({ op: 'set', key: 'k', version: 2n, value: 'v2', expiresAt: null });
+    t.clear();
+    t.watch('k');
+    t.settle('k', stored(1n, 'v1'));
+    expect(t.lookup('k')).toBeUndefined();
+  });
+
+  it('forgets a key once all its fetches have settled or failed: no floor outlives them', () => {
+    for (const end of ['settle', 'abandon'] as const) {
+      const { t } = tier();
+      t.watch('k');
+      t.watch('k');
+      if (end === 'settle') {
+        t.settle('k', null);
+        t.settle('k', null);
+      } else {
+        t.abandon('k');
+        t.abandon('k');
+      }
+      // Not watched any more, so this change leaves no floor behind once the entry is gone …
+      t.apply({ op: 'set', key: 'k', version: 5n, value: 'v5', expiresAt: null });
+      t.clear();
+      // … and a later fill is judged by what the tier holds (nothing), not by a leftover floor.
+      fill(t, 'k', stored(3n, 'v3'));
+      expect(t.lookup('k')?.value, end).toBe('v3');
+    }
+  });
+
+  it('judges a late fill by the newest of floor and held entry, whichever it is', () => {
+    // Held newer than the floor: a fill between the two is refused.
+    const a = tier().t;
+    a.watch('k');
+    a.watch('k');
+    a.apply({ op: 'set', key: 'k', version: 2n, value: 'v2', expiresAt: null });
+    a.settle('k', stored(5n, 'v5'));
+    expect(a.settle('k', stored(3n, 'v3'))).toEqual({ value: 'v5', version: 5n, origin: 'memory' });
+    // Floor newer than what an older change brings: the floor stays.
+    const b = tier().t;
+    b.watch('k');
+    b.apply({ op: 'set', key: 'k', version: 5n, value: 'v5', expiresAt: null });
+    b.clear();
+    b.apply({ op: 'set', key: 'k', version: 3n, value: 'v3', expiresAt: null });
+    expect(b.lookup('k')).toBeUndefined();
+    b.settle('k', stored(4n, 'v4'));
+    expect(b.lookup('k')).toBeUndefined();
+    // And a newer change raises the floor.
+    const c = tier().t;
+    c.watch('k');
+    c.apply({ op: 'set', key: 'k', version: 2n, value: 'v2', expiresAt: null });
+    c.apply({ op: 'set', key: 'k', version: 5n, value: 'v5', expiresAt: null });
+    c.clear();
+    c.settle('k', stored(3n, 'v3'));
+    expect(c.lookup('k')).toBeUndefined();
   });
 
   it('keeps values exactly, whatever they contain, apart from absence and deletes', () => {
