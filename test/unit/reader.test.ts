@@ -8,17 +8,41 @@ import { Reader } from '../../src/reader/reader.js';
 import { startRelay } from '../support/relay.js';
 import { Writer } from '../../src/writer/writer.js';
 
-/** A LocalBus whose sync barrier can be made to hang, as when the broker is unreachable. */
+/**
+ * A LocalBus whose sync barriers (the feed monitor's proofs) can be held, as when the broker is unreachable,
+ * and whose proof attempts the test can wait for.
+ */
 class StallableBus implements ChangeBus {
   readonly inner = new LocalBus();
   stalled = false;
+  private readonly held: (() => void)[] = [];
+  private onSync: (() => void) | null = null;
   publish = this.inner.publish.bind(this.inner);
-  close = this.inner.close.bind(this.inner);
   messageBytes = this.inner.messageBytes.bind(this.inner);
+  async close(): Promise<void> {
+    this.release();
+    await this.inner.close();
+  }
+  /** Resolves when the next proof is attempted (a sync call), held or not. */
+  nextSync(): Promise<void> {
+    return new Promise((resolve) => (this.onSync = resolve));
+  }
+  /** Stops holding proofs; those held so far go on to the real barrier. */
+  release(): void {
+    this.stalled = false;
+    for (const go of this.held.splice(0)) go();
+  }
   async subscribe(id: string, handler: ChangeHandler): Promise<Subscription> {
     const sub = await this.inner.subscribe(id, handler);
     return {
-      sync: (timeoutMs) => (this.stalled ? new Promise(() => undefined) : sub.sync(timeoutMs)),
+      sync: (timeoutMs) => {
+        this.onSync?.();
+        this.onSync = null;
+        if (!this.stalled) return sub.sync(timeoutMs);
+        return new Promise<void>((resolve, reject) =>
+          this.held.push(() => void sub.sync(timeoutMs).then(resolve, reject)),
+        );
+      },
       close: () => sub.close(),
     };
   }
@@ -35,7 +59,7 @@ let now = 1_800_000_000_000;
 const clock = { now: () => now };
 const open: { close(): Promise<unknown> }[] = [];
 
-async function setup() {
+async function setup({ syncIntervalMs = 1_000_000 } = {}) {
   const store = new MemoryStore({ clock });
   const bus = new StallableBus();
   const reader = await Reader.start(store, bus, {
@@ -43,12 +67,13 @@ async function setup() {
     memory: { maxEntries: 1000, maxBytes: 1 << 20, ttlMs: 60_000, negativeTtlMs: 60_000 },
     maxBatch: 100,
     purgeIntervalMs: 60_000,
-    feed: { syncIntervalMs: 1_000_000, maxLagMs: 5000 },
+    feed: { syncIntervalMs, maxLagMs: 5000 },
     clock,
   });
   const relay = startRelay(store.outbox, bus);
   const writer = new Writer(store, { limits, tombstoneTtlMs: 60_000, inlineValueMaxBytes: 8 });
-  open.push(relay, reader, bus);
+  // Held proofs would keep the reader's close() waiting: let them go first.
+  open.push({ close: async () => bus.release() }, relay, reader, bus);
   /** Writes through the writer and resolves once the reader has applied the announcement. */
   const write = async (key: string, value: string) => {
     let stop = (): void => undefined;
@@ -113,16 +138,18 @@ describe('Reader', () => {
     expect((await reader.read(['k'], true))[0]?.origin).toBe('redis');
   });
 
-  it('stops trusting memory when the feed cannot be proven current, and clears it', async () => {
-    const { reader, write, bus, store } = await setup();
+  it('stops trusting memory while proofs of the feed hang, clears it, and trusts it again after a new proof', async () => {
+    // Proofs every ms of real time; the lag is measured on the test's clock, which only the test moves.
+    const { reader, write, bus, store } = await setup({ syncIntervalMs: 1 });
     await write('k', 'v1');
     expect((await reader.read(['k'], false))[0]?.origin).toBe('memory');
     expect(reader.feedCurrent).toBe(true);
     bus.stalled = true;
+    await bus.nextSync(); // the monitor is attempting a proof, and it hangs
     now += 5001;
     expect(reader.feedCurrent).toBe(false);
     expect(reader.tier.size).toBe(0);
-    // Meanwhile a write whose announcement never arrives: the reader must not serve the old value.
+    // Meanwhile a write whose announcement is not applied: the reader must not serve the old value.
     await store.write([{ op: 'set', key: 'k', value: 'v2' }], {
       ttlMs: null,
       tombstoneTtlMs: 1000,
@@ -131,6 +158,16 @@ describe('Reader', () => {
     expect((await reader.read(['k'], false))[0]).toMatchObject({ value: 'v2', origin: 'redis' });
     expect((await reader.read(['k'], false))[0]).toMatchObject({ value: 'v2', origin: 'redis' });
     expect(reader.tier.size).toBe(0);
+
+    bus.release();
+    // The held proof completes, but it was started before the clock moved: too old to count.
+    await bus.nextSync();
+    expect(reader.feedCurrent).toBe(false);
+    // The proof attempted after it completes too, started within maxLagMs: memory is trusted again.
+    await bus.nextSync();
+    expect(reader.feedCurrent).toBe(true);
+    expect((await reader.read(['k'], false))[0]).toMatchObject({ value: 'v2', origin: 'redis' });
+    expect((await reader.read(['k'], false))[0]).toMatchObject({ value: 'v2', origin: 'memory' });
   });
 
   it('answers held keys at once (no promise), only when memory holds every one and the feed is proven', async () => {
