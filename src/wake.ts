@@ -2,17 +2,18 @@
 // up or something it waits for happens.
 
 /**
- * Resolves after `ms`, or as soon as any function in `wakers` is called (all of them are, typically, when
- * the awaited thing happens or the owner closes). Its own waker is removed either way.
+ * Resolves after `ms` with false, or as soon as any function in `wakers` is called with true (all of them
+ * are, typically, when the awaited thing happens or the owner closes). Its own waker is removed either way.
  */
-export function sleepUnlessWoken(wakers: Set<() => void>, ms: number): Promise<void> {
+export function sleepUnlessWoken(wakers: Set<() => void>, ms: number): Promise<boolean> {
   return new Promise((resolve) => {
-    const wake = (): void => {
+    const end = (woken: boolean): void => {
       clearTimeout(timer);
       wakers.delete(wake);
-      resolve();
+      resolve(woken);
     };
-    const timer = setTimeout(wake, ms);
+    const wake = (): void => end(true);
+    const timer = setTimeout(() => end(false), ms);
     wakers.add(wake);
   });
 }

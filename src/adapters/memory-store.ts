@@ -178,12 +178,10 @@ class MemoryOutbox implements Outbox {
   }
 
   async claim(_relayId: string, { max, blockMs, reclaimAfterMs }: ClaimOptions): Promise<OutboxEntry[]> {
-    let claimed = this.take(max, reclaimAfterMs);
-    if (claimed.length === 0 && blockMs > 0) {
-      await sleepUnlessWoken(this.waiting, blockMs);
-      claimed = this.take(max, reclaimAfterMs);
-    }
-    return claimed;
+    const claimed = this.take(max, reclaimAfterMs);
+    if (claimed.length > 0 || blockMs <= 0) return claimed;
+    // Like XREADGROUP BLOCK: a wait that times out answers nothing; only a new entry (or close) ends it early.
+    return (await sleepUnlessWoken(this.waiting, blockMs)) ? this.take(max, reclaimAfterMs) : [];
   }
 
   async ack(ids: readonly string[]): Promise<void> {

@@ -352,7 +352,8 @@ const malformed = metrics.counter(
 export class RedisOutbox implements Outbox {
   private blocking: Redis | null = null;
   private groupReady: Promise<void> | null = null;
-  private lastReclaimAt = -Infinity;
+  /** Per relay: each looks for abandoned entries at its own pace, whoever else claims on this client. */
+  private readonly lastReclaimAt = new Map<string, number>();
 
   constructor(
     private readonly redis: Redis,
@@ -365,8 +366,8 @@ export class RedisOutbox implements Outbox {
     // Abandoned entries are rare (a relay died), so they are looked for a few times per reclaim period,
     // not on every claim: that would add a round trip to every announcement.
     const now = Date.now();
-    const lookForAbandoned = now - this.lastReclaimAt >= reclaimAfterMs / 4;
-    if (lookForAbandoned) this.lastReclaimAt = now;
+    const lookForAbandoned = now - (this.lastReclaimAt.get(relayId) ?? -Infinity) >= reclaimAfterMs / 4;
+    if (lookForAbandoned) this.lastReclaimAt.set(relayId, now);
     // redis.call() answers unknown; the reply shapes are Redis's (XAUTOCLAIM: [cursor, entries, deleted];
     // XREADGROUP: [[stream, entries]] or null), and parseEntries checks each entry.
     const abandoned = !lookForAbandoned
@@ -462,9 +463,11 @@ export class RedisOutbox implements Outbox {
   }
 }
 
+/** The outbox's own connection, named after the client's (`tiercache` → `tiercache-outbox`) in CLIENT LIST. */
 function connectBlocking(redis: Redis): Redis {
-  const blocking = redis.duplicate({ connectionName: 'tiercache-outbox' });
-  watchConnection(blocking, 'tiercache-outbox');
+  const name = `${redis.options.connectionName ?? 'tiercache'}-outbox`;
+  const blocking = redis.duplicate({ connectionName: name });
+  watchConnection(blocking, name);
   return blocking;
 }
 

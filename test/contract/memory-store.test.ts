@@ -6,8 +6,18 @@ import type { WriteOp } from '../../src/ports.js';
 import { describeStoreContract } from './store.contract.js';
 
 describeStoreContract('MemoryStore', async () => {
-  const store = new MemoryStore();
-  return { store, cleanup: () => store.close() };
+  // The real clock, plus whatever time the test lets elapse at once.
+  let skipped = 0;
+  const store = new MemoryStore({ clock: { now: () => Date.now() + skipped } });
+  return {
+    store,
+    cleanup: () => store.close(),
+    elapse: async (ms) => {
+      skipped += ms;
+    },
+    // A claim that finds nothing registers its wake-up before claim() returns: it is waiting already.
+    claimWaiting: async () => undefined,
+  };
 });
 
 function fakeClock(start: number): { now(): number; advance(ms: number): void } {

@@ -7,25 +7,22 @@ import type { Committed, Store, WriteOp, WriteOptions } from '../../src/ports.js
 export interface StoreFixture {
   store: Store;
   cleanup(): Promise<void>;
+  /** Lets `ms` of the store's own time pass: a fake clock's, or (Redis, whose clock is the server's) real time. */
+  elapse(ms: number): Promise<void>;
+  /** Resolves once a claim made on the store is waiting for new entries. */
+  claimWaiting(): Promise<void>;
 }
 
 const KEEP: WriteOptions = { ttlMs: null, tombstoneTtlMs: 60_000, inlineValueMaxBytes: 65536 };
 // Short enough to wait for, long enough that the entry is still there when the test reads it back.
 const SHORT_MS = 150;
+// Long enough for a claim to be recent when checked right away, short enough to let pass on a real clock.
+const RECLAIM_MS = 50;
 // Stores stamp with their own clock (Redis may run elsewhere): only a coarse agreement is asserted.
 const CLOCK_SLACK_MS = 60_000;
 
 const set = (key: string, value: string): WriteOp => ({ op: 'set', key, value });
 const del = (key: string): WriteOp => ({ op: 'delete', key });
-
-/** Polls instead of sleeping: expiry is the store's business, the test only bounds how long it may take. */
-async function eventuallyGone(store: Store, key: string): Promise<void> {
-  const deadline = Date.now() + 5_000;
-  while ((await store.read([key]))[0] !== null) {
-    if (Date.now() > deadline) throw new Error(`${key} still there after 5 s`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
 
 function expectAboutNowPlus(ms: number, actual: number | null): void {
   expect(actual).not.toBeNull();
@@ -48,6 +45,19 @@ export function describeStoreContract(name: string, create: () => Promise<StoreF
       const [committed] = await store.write([op], options);
       if (!committed) throw new Error('write answered nothing for one op');
       return committed;
+    }
+
+    /**
+     * Lets SHORT_MS elapse on the store's clock, then polls until `key` is gone: when exactly an expired key
+     * disappears is the store's business (Redis checks on access), the test only bounds how long it may take.
+     */
+    async function expireShort(key: string): Promise<void> {
+      await fixture.elapse(SHORT_MS);
+      const deadline = Date.now() + 5_000;
+      while ((await store.read([key]))[0] !== null) {
+        if (Date.now() > deadline) throw new Error(`${key} still there 5 s after its expiry`);
+        await fixture.elapse(10);
+      }
     }
 
     async function readOne(key: string): Promise<StoredEntry | null> {
@@ -131,7 +141,7 @@ export function describeStoreContract(name: string, create: () => Promise<StoreF
         value: null,
         expiresAt: deleted.expiresAt,
       });
-      await eventuallyGone(store, 'a');
+      await expireShort('a');
     });
 
     it('leaves a tombstone for a key that never held a value', async () => {
@@ -152,7 +162,7 @@ export function describeStoreContract(name: string, create: () => Promise<StoreF
         value: 'one',
         expiresAt: committed.expiresAt,
       });
-      await eventuallyGone(store, 'a');
+      await expireShort('a');
     });
 
     it('drops the expiry of a key set again without ttl', async () => {
@@ -160,7 +170,7 @@ export function describeStoreContract(name: string, create: () => Promise<StoreF
       await store.write([set('kept', 'first'), set('gone', 'x')], short);
       await writeOne(set('kept', 'second'));
       // `gone` shares the first expiry, so once it has expired `kept` would have too.
-      await eventuallyGone(store, 'gone');
+      await expireShort('gone');
       expect(await readOne('kept')).toMatchObject({ value: 'second', expiresAt: null });
     });
 
@@ -171,7 +181,7 @@ export function describeStoreContract(name: string, create: () => Promise<StoreF
         tombstoneTtlMs: SHORT_MS,
         inlineValueMaxBytes: 65536,
       });
-      await eventuallyGone(store, 'a');
+      await expireShort('a');
       const rewritten = await writeOne(set('a', 'two'));
       expect(rewritten.version).toBeGreaterThan(deleted.version);
     });
@@ -272,9 +282,10 @@ export function describeStoreContract(name: string, create: () => Promise<StoreF
         await writeOne(set('a', 'one'));
         const [claimed] = await claimNow('r1');
         expect(claimed).toBeDefined();
-        expect(await claimNow('r2')).toEqual([]);
-        await new Promise((resolve) => setTimeout(resolve, 20));
-        const taken = await claimNow('r2', 10);
+        // Each relay's first claim looks for abandoned entries: r2 does, and finds the claim too recent.
+        expect(await claimNow('r2', RECLAIM_MS)).toEqual([]);
+        await fixture.elapse(RECLAIM_MS + 10);
+        const taken = await claimNow('r3', RECLAIM_MS);
         expect(taken).toEqual([claimed]);
         await store.outbox.ack([claimed!.id]);
         expect(await store.outbox.size()).toBe(0);
@@ -320,8 +331,9 @@ export function describeStoreContract(name: string, create: () => Promise<StoreF
       });
 
       it('a waiting claim wakes up for a write', async () => {
-        const waiting = store.outbox.claim('r1', { max: 10, blockMs: 5_000, reclaimAfterMs: 60_000 });
-        await new Promise((resolve) => setTimeout(resolve, 50));
+        // Well below the test's timeout: a claim that is not woken answers [] and fails the assertion below.
+        const waiting = store.outbox.claim('r1', { max: 10, blockMs: 2_000, reclaimAfterMs: 60_000 });
+        await fixture.claimWaiting();
         const committed = await writeOne(set('late', 'v'));
         const entries = await waiting;
         expect(entries.map((e) => e.changes[0]?.version)).toEqual([committed.version]);

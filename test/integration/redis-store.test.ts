@@ -1,6 +1,6 @@
 // RedisStore on the real Redis: the shared Store contract, then what only Redis can get wrong — foreign
 // values under the prefix, the exact stored format, exact big versions, one MGET per read, who closes.
-import type { Redis } from 'ioredis';
+import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { connectRedis, RedisStore } from '../../src/adapters/redis-store.js';
 import { packEntry } from '../../src/domain/entry.js';
@@ -32,8 +32,33 @@ async function dropPrefix(prefix: string): Promise<void> {
 }
 
 describeStoreContract('RedisStore', async () => {
-  const prefix = `${uniqueName('store')}:`;
-  return { store: new RedisStore({ redis, prefix }), cleanup: () => dropPrefix(prefix) };
+  const name = uniqueName('store');
+  const prefix = `${name}:`;
+  // A client of its own, so that its outbox connection (`<name>-outbox`) can be found in CLIENT LIST.
+  const store = new RedisStore({
+    redis: new Redis(redisUrl(), { connectionName: name }),
+    prefix,
+    ownsClient: true,
+  });
+  return {
+    store,
+    cleanup: async () => {
+      await dropPrefix(prefix);
+      await store.close();
+    },
+    // Stream idle times are on the server's clock: only real time moves them.
+    elapse: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+    claimWaiting: async () => {
+      await eventually('the claim to block in XREADGROUP', async () => {
+        const clients = (await redis.client('LIST')) as string;
+        return clients
+          .split('\n')
+          .some((line) => line.includes(` name=${name}-outbox `) && / flags=\w*b/.test(line))
+          ? true
+          : undefined;
+      });
+    },
+  };
 });
 
 describe('RedisStore on Redis', () => {
