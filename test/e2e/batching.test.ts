@@ -169,6 +169,11 @@ describe('read batching, counted on the Redis server', () => {
         answers = await Promise.all(sent.map((s) => s.answer));
       } finally {
         reader.process.kill('SIGCONT');
+        // Paused, the reader may have lost the proof that its feed is current: the tests after this one
+        // need memory in use again.
+        await eventually('reader ready again', async () =>
+          (await fetch(`${reader.base}/ready`)).status === 200 ? true : undefined,
+        );
       }
       const mgets = (await commandCalls(redis, 'mget')) - before;
       answers.forEach((answer, i) =>
