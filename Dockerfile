@@ -1,5 +1,5 @@
-# tiercache service image: one image, the role chosen by --mode. Node 24 is the current LTS.
-FROM node:24-bookworm-slim AS build
+# tiercache service image: one image, the role chosen by --mode. Node 26 is the active LTS (November 2026).
+FROM node:26-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --ignore-scripts
@@ -8,7 +8,7 @@ COPY schema ./schema
 COPY src ./src
 RUN npm run build && npm prune --omit=dev
 
-FROM node:24-bookworm-slim
+FROM node:26-slim
 ENV NODE_ENV=production
 WORKDIR /app
 COPY --from=build /app/package.json ./
