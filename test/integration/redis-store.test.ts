@@ -7,6 +7,7 @@ import { packEntry } from '../../src/domain/entry.js';
 import { metrics } from '../../src/observability.js';
 import type { WriteOp } from '../../src/ports.js';
 import { describeStoreContract } from '../contract/store.contract.js';
+import { captureLogs, messages } from '../support/logs.js';
 import { eventually, startPrivateRedis } from '../support/processes.js';
 import { redisUrl, uniqueName } from '../support/services.js';
 
@@ -148,7 +149,12 @@ describe('RedisStore on Redis', () => {
     const after = await store.write([set('b', 'two')], KEEP);
     const failuresBefore =
       (await metrics.render()).match(/^tiercache_outbox_malformed_total (\d+)/m)?.[1] ?? '0';
+    const logs = captureLogs();
     const claimed = await store.outbox.claim('r1', { max: 10, blockMs: 0, reclaimAfterMs: 60_000 });
+    logs.restore();
+    expect(messages(logs.lines, 'error')).toEqual([
+      'an outbox entry cannot be decoded; it stays in the outbox, unannounced',
+    ]);
     // The two good entries are handed out; the junk one is not, so no relay can acknowledge it.
     expect(claimed.map((e) => e.changes.map((c) => c.version))).toEqual([
       [before[0]!.version],
