@@ -32,6 +32,7 @@ import {
   type ValidationContext,
 } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
+import { metrics } from '../observability.js';
 
 export interface GuardOptions {
   writeTokens: readonly string[];
@@ -78,6 +79,15 @@ export class Refusal extends Error {
 // Headers a browser cannot send cross-site without a preflight: yoga's CSRF prevention plugin and Apollo's.
 const CSRF_HEADERS = ['x-graphql-yoga-csrf', 'apollo-require-preflight', 'x-apollo-operation-name'];
 const ROUTE_ACCESS: Record<string, keyof Access> = { '/read': 'read', '/write': 'write', '/metrics': 'read' };
+
+const refused = metrics.counter(
+  'tiercache_http_refused_total',
+  'Requests the guard refused before any work, by extensions.code',
+);
+/** Counts a refusal: abuse shows on /metrics, while the client reads why in its error. */
+export function countRefusal(code: string): void {
+  refused.inc({ code });
+}
 
 const sha256 = (text: string): Buffer => createHash('sha256').update(text).digest();
 
@@ -256,6 +266,7 @@ export class Guard {
               error instanceof GraphQLError &&
               /Document contains more th[ae]t \d+ tokens/.test(error.message)
             ) {
+              countRefusal('QUERY_TOO_COMPLEX');
               throw tooComplex(
                 `the document has more than ${maxQueryTokens} tokens (MAX_QUERY_TOKENS)`,
                 'MAX_QUERY_TOKENS',
@@ -271,7 +282,11 @@ export class Guard {
         addValidationRule(aliasRule(maxAliases));
         if (!introspection) addValidationRule(NoSchemaIntrospectionCustomRule);
         return ({ result, setResult }) => {
-          if (result.length > 0) setResult((result as GraphQLError[]).map(withoutSuggestion));
+          if (result.length === 0) return;
+          const errors = result as GraphQLError[];
+          if (errors.some((e) => e.extensions.code === 'QUERY_TOO_COMPLEX'))
+            countRefusal('QUERY_TOO_COMPLEX');
+          setResult(errors.map(withoutSuggestion));
         };
       },
       onExecute: ({ args, setResultAndStopExecution }) => {
@@ -302,8 +317,19 @@ export class Guard {
     };
   }
 
-  /** Tokens for the operation's kind, then the keys it names across all fields, aliases and fragments. */
   private checkOperation(
+    document: DocumentNode,
+    operationName: string | null | undefined,
+    variables: Readonly<Record<string, unknown>> | null | undefined,
+    context: unknown,
+  ): GraphQLError | null {
+    const refusal = this.operationRefusal(document, operationName, variables, context);
+    if (refusal) countRefusal(String(refusal.extensions.code));
+    return refusal;
+  }
+
+  /** Tokens for the operation's kind, then the keys it names across all fields, aliases and fragments. */
+  private operationRefusal(
     document: DocumentNode,
     operationName: string | null | undefined,
     variables: Readonly<Record<string, unknown>> | null | undefined,

@@ -9,7 +9,7 @@ import { createLoaders } from '../reader/loaders.js';
 import { createResolvers } from '../graphql/resolvers.js';
 import { log, metrics, reportError } from '../observability.js';
 import { limitConnections, type ConnectionLimits } from './connections.js';
-import { Guard, type GuardOptions, type Refusal } from './guard.js';
+import { countRefusal, Guard, type GuardOptions, type Refusal } from './guard.js';
 import { handleRead, handleWrite, sendJson } from './rest.js';
 
 // Two levels up from src/http or dist/http: the schema ships beside both.
@@ -34,11 +34,10 @@ const requestsByRoute = new Map(
   ]),
 );
 const otherRequests = requests.bind({ route: 'other' });
-const refused = metrics.counter('tiercache_http_refused_total', 'Requests the guard refused, by code');
 
 /** GraphQL clients get the GraphQL error shape; REST clients their `{"error": …}`. */
 function sendRefusal(res: ServerResponse, route: string, refusal: Refusal): void {
-  refused.inc({ code: refusal.code });
+  countRefusal(refusal.code);
   for (const [name, value] of Object.entries(refusal.headers)) res.setHeader(name, value);
   const body =
     route === '/graphql'

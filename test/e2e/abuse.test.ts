@@ -607,6 +607,37 @@ describe('connections', () => {
   });
 });
 
+describe('what the operator sees', () => {
+  it('counts refusals on /metrics by code', async () => {
+    const count = async (target: RunningTiercache, code: string) => {
+      const res = await fetch(`${target.base}/metrics`, {
+        headers: { authorization: `Bearer ${READ_TOKEN}` },
+      });
+      const match = new RegExp(`^tiercache_http_refused_total\\{code="${code}"\\} (\\d+)$`, 'm').exec(
+        await res.text(),
+      );
+      return match ? Number(match[1]) : 0;
+    };
+    const counts = async () => [
+      await count(writer, 'UNAUTHENTICATED'),
+      await count(writer, 'UNSUPPORTED_MEDIA_TYPE'),
+      await count(reader, 'QUERY_TOO_COMPLEX'),
+      await count(reader, 'BAD_USER_INPUT'),
+    ];
+    const before = await counts();
+    await post(writer, { query: SET, variables: { e: [{ key: 'k', value: 'v' }] } });
+    await post(writer, '{}', { token: WRITE_TOKEN, type: 'text/plain' });
+    const keys = Array.from({ length: 1001 }, (_, i) => `k${i}`);
+    await post(
+      reader,
+      { query: 'query ($k: [String!]!) { values(keys: $k) { key } }', variables: { k: keys } },
+      { token: READ_TOKEN },
+    );
+    await post(reader, { query: `{ ${'health { ok } '.repeat(10_000)} }` }, { token: READ_TOKEN });
+    expect(await counts()).toEqual([before[0]! + 1, before[1]! + 1, before[2]! + 1, before[3]! + 1]);
+  });
+});
+
 /** Sends raw bytes on a fresh connection; resolves with what came back until the server stopped talking. */
 function rawRequest(target: RunningTiercache, bytes: string | Buffer): Promise<string> {
   const port = Number(new URL(target.base).port);
