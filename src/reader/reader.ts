@@ -95,10 +95,7 @@ export class Reader {
         },
         queued: (key) => this.tier.watch(key),
         settle: (key, stored) =>
-          this.trusted()
-            ? this.tier.settle(key, stored)
-            : (this.tier.abandon(key),
-              { value: stored?.value ?? null, version: stored?.version ?? null, origin: 'store' }),
+          this.trusted() ? this.tier.settle(key, stored) : this.settleUntrusted(key, stored),
         failed: (key) => this.tier.abandon(key),
       },
       { maxBatch: options.maxBatch },
@@ -229,11 +226,12 @@ export class Reader {
 
   /**
    * The one place trust changes, called by the monitor the moment it does (a proof arriving, the last one
-   * expiring on its timer, or a read noticing first). Any change clears the tier: on losing trust, what it
-   * holds may already be stale; on regaining it, changes may have been missed.
+   * expiring on its timer, or a read noticing first). Losing trust clears the tier: what it holds may already
+   * be stale. Regaining it needs no clear: since the loss, nothing but version floors entered the tier
+   * (settleUntrusted), so no value it holds can predate what was missed meanwhile.
    */
   private trustChanged(trusted: boolean, lagMs: number): void {
-    this.tier.clear();
+    if (!trusted) this.tier.clear();
     feedTrust.inc();
     if (trusted) log.info('change feed current: memory tier in use', { lagMs });
     else log.warn('change feed not proven current: memory tier cleared, reading from the store', { lagMs });
@@ -244,6 +242,20 @@ export class Reader {
         reportError('reader', 'trust listener failed', error);
       }
     }
+  }
+
+  /**
+   * A fetch answered while the feed is not trusted: the value goes to the client, and only its version stays
+   * in the tier, as a floor. Redis is ahead of the feed by up to the proof's age; without the floor, a change
+   * older than this answer arriving once trust returns would be served from memory, and the reader would go
+   * backwards (seen in the fault suite after a paused reader and a Redis restart).
+   */
+  private settleUntrusted(key: string, stored: StoredEntry | null): Lookup {
+    this.tier.abandon(key);
+    if (stored) {
+      this.tier.apply({ op: 'invalidate', key, version: stored.version, expiresAt: stored.expiresAt });
+    }
+    return { value: stored?.value ?? null, version: stored?.version ?? null, origin: 'store' };
   }
 
   /**

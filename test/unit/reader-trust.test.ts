@@ -71,4 +71,38 @@ describe('Reader trust', () => {
     expect(changes.map((c) => c.trusted)).toEqual([false, true]);
     expect(reader.feedCurrent).toBe(true);
   });
+
+  it('never goes back to an older version from the feed after answering a newer one from Redis while untrusted', async () => {
+    const store = new MemoryStore({ clock: { now: () => Date.now() } });
+    const bus = new LocalBus();
+    const reader = await Reader.start(store, bus, {
+      instanceId: 'r2',
+      memory: { maxEntries: 1000, maxBytes: 1 << 20, ttlMs: 600_000, negativeTtlMs: 600_000 },
+      maxBatch: 100,
+      purgeIntervalMs: 600_000,
+      feed: { syncIntervalMs: 200, maxLagMs: MAX_LAG },
+    });
+    const writer = new Writer(store, { limits, tombstoneTtlMs: 60_000, inlineValueMaxBytes: 1024 });
+    open.push(reader, bus);
+    // v1 and v2 are committed with no relay running: the reader stops trusting memory and answers v2 from
+    // Redis. Then v1's announcement alone arrives late (as a relay taking over would send it), after the
+    // outbox is clear and trust is back.
+    const [v1] = await writer.setValues([{ key: 'k', value: 'v1' }], null);
+    await writer.setValues([{ key: 'k', value: 'v2' }], null);
+    await vi.advanceTimersByTimeAsync(MAX_LAG + 500);
+    expect(reader.feedCurrent).toBe(false);
+    const fetched = reader.read(['k'], false);
+    await vi.advanceTimersByTimeAsync(10);
+    expect(await fetched).toMatchObject([{ value: 'v2', origin: 'redis' }]);
+    await store.outbox.ack(
+      (await store.outbox.claim('test', { max: 10, blockMs: 0, reclaimAfterMs: 0 })).map((e) => e.id),
+    );
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(reader.feedCurrent).toBe(true);
+    await bus.publish([{ op: 'set', key: 'k', version: v1!.version, value: 'v1', expiresAt: null }]);
+    await vi.advanceTimersByTimeAsync(10);
+    const again = reader.read(['k'], false);
+    await vi.advanceTimersByTimeAsync(10);
+    expect(await again).toMatchObject([{ value: 'v2' }]);
+  });
 });
