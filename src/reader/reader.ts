@@ -119,9 +119,10 @@ export class Reader {
   static async start(store: Store, bus: ChangeBus, options: ReaderOptions): Promise<Reader> {
     const reader = new Reader(store, options);
     const startedAt = reader.clock.now();
-    const { oldestAgeMs } = await store.outbox.backlog();
+    // Redis away at start is no reason not to start: the monitor proves the feed once it answers.
+    const backlog = await store.outbox.backlog().catch(() => null);
     reader.subscription = await bus.subscribe(options.instanceId, (changes) => reader.onChanges(changes));
-    reader.monitor.proven(startedAt - (oldestAgeMs ?? 0));
+    if (backlog) reader.monitor.proven(startedAt - (backlog.oldestAgeMs ?? 0));
     reader.monitor.start();
     reader.purgeTimer = setInterval(() => {
       const purged = reader.tier.purgeExpired();
