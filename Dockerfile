@@ -15,6 +15,7 @@ COPY --from=build /app/package.json ./
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 COPY --from=build /app/schema ./schema
+COPY --from=build /app/src/pages ./src/pages
 USER node
 EXPOSE 4000
 ENTRYPOINT ["node", "dist/main.js"]

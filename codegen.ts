@@ -13,7 +13,10 @@ const config: CodegenConfig = {
         strictScalars: true,
         scalars: { Version: { input: 'string', output: 'bigint' } },
         contextType: '../graphql/context.js#RequestContext',
-        mappers: { Entry: '../reader/reader.js#ReadResult' },
+        mappers: {
+          Entry: '../reader/reader.js#ReadResult',
+          ValueChange: '../domain/subscription-index.js#ValueEvent',
+        },
         avoidOptionals: { field: true, inputValue: false, object: false, defaultValue: false },
       },
     },

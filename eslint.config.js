@@ -12,4 +12,16 @@ export default tseslint.config(
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
     },
   },
+  {
+    // Pages run in the browser as they are (no build step).
+    files: ['src/pages/**/*.js'],
+    languageOptions: {
+      globals: Object.fromEntries(
+        ['document', 'EventSource', 'URLSearchParams', 'history', 'location'].map((name) => [
+          name,
+          'readonly',
+        ]),
+      ),
+    },
+  },
 );

@@ -8,6 +8,7 @@ import { createHttpServer, type ServerOptions } from './http/server.js';
 import { log, reportError } from './observability.js';
 import type { ChangeBus, Store } from './ports.js';
 import { Reader } from './reader/reader.js';
+import { LiveSubscriptions } from './reader/subscriptions.js';
 import { Relay } from './writer/relay.js';
 import { Writer } from './writer/writer.js';
 import { MemoryStore } from './adapters/memory-store.js';
@@ -204,6 +205,15 @@ async function assemble(config: Config, undo: Undo[]): Promise<App> {
     const started = reader;
     undo.push({ name: 'reader', close: () => started.close() });
   }
+  const live = reader
+    ? new LiveSubscriptions(reader, {
+        bufferSize: config.subscriptionBufferSize,
+        slowConsumerMs: config.subscriptionSlowConsumerMs,
+        maxPerConnection: config.subscriptionsPerConnection,
+        maxPerProcess: config.subscriptionsPerProcess,
+        maxSnapshotKeys: config.maxReadKeys,
+      })
+    : null;
   const writer =
     config.mode === 'reader'
       ? null
@@ -227,7 +237,7 @@ async function assemble(config: Config, undo: Undo[]): Promise<App> {
           maxRetryDelayMs: 5000,
         });
 
-  const server = createHttpServer({ roles: { reader, writer }, ...httpOptions(config) });
+  const { server, websocket } = createHttpServer({ roles: { reader, writer, live }, ...httpOptions(config) });
   await new Promise<void>((resolve, reject) => {
     server.once('error', (error) => reject(listenError(error, config)));
     server.listen(config.port, config.host, resolve);
@@ -248,7 +258,17 @@ async function assemble(config: Config, undo: Undo[]): Promise<App> {
   // In stopping order: stop taking requests first; what the relay has not announced stays in the outbox for
   // the next writer; the reader leaves (and deletes) its consumer group; then the clients close.
   const parts: [string, () => Promise<unknown>][] = [
+    // Open subscriptions end with a complete message, which the transports send before sockets close.
+    [
+      'subscriptions',
+      async () => {
+        live?.completeAll();
+        await live?.drained(2000);
+      },
+    ],
+    ['WebSocket transport', () => websocket.close()],
     ['HTTP server', () => closeServer(server)],
+    ['live subscriptions', async () => live?.close()],
     ['relay', async () => relay?.close()],
     ['reader (consumer group)', async () => reader?.close()],
     ['bus', () => bus.close()],

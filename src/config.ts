@@ -40,6 +40,10 @@ export interface Config {
   feedSyncIntervalMs: number;
   feedMaxLagMs: number;
   shutdownTimeoutMs: number;
+  subscriptionBufferSize: number;
+  subscriptionSlowConsumerMs: number;
+  subscriptionsPerConnection: number;
+  subscriptionsPerProcess: number;
   logLevel: 'debug' | 'info' | 'warn' | 'error';
   /** Bearer tokens that may write; empty: anyone who can connect (refused off loopback, see below). */
   writeTokens: string[];
@@ -316,6 +320,34 @@ export const SETTINGS = [
     '5000',
     int(100, 600_000),
     'Longest a stop (SIGINT, SIGTERM) takes; what is not done by then is logged and skipped',
+  ),
+  setting(
+    'subscriptionBufferSize',
+    'SUBSCRIPTION_BUFFER_SIZE',
+    '1000',
+    int(1, 1_000_000),
+    'Events waiting per subscription; past it, changes to a waiting key coalesce',
+  ),
+  setting(
+    'subscriptionSlowConsumerMs',
+    'SUBSCRIPTION_SLOW_CONSUMER_MS',
+    '10000',
+    int(1),
+    'A subscription whose buffer stays full this long (or overflows with a new key) is closed: SLOW_CONSUMER',
+  ),
+  setting(
+    'subscriptionsPerConnection',
+    'SUBSCRIPTIONS_PER_CONNECTION',
+    '100',
+    int(1),
+    'Most open subscriptions on one WebSocket or SSE stream',
+  ),
+  setting(
+    'subscriptionsPerProcess',
+    'SUBSCRIPTIONS_PER_PROCESS',
+    '20000',
+    int(1),
+    'Most open subscriptions on one reader',
   ),
   setting(
     'logLevel',

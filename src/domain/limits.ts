@@ -69,6 +69,14 @@ export function checkRead(keys: readonly string[], limits: Limits): void {
   keys.forEach((key, i) => checkKey(key, `keys[${i}]`, limits));
 }
 
+/** A subscription's watch: keys (as a read), a prefix (as a key), at least one of the two. */
+export function checkWatch(keys: readonly string[] | null, prefix: string | null, limits: Limits): void {
+  if ((keys === null || keys.length === 0) && prefix === null)
+    throw new InvalidInput('keys: give keys, a prefix, or both', 'keys');
+  if (keys !== null) checkRead(keys, limits);
+  if (prefix !== null) checkKey(prefix, 'prefix', limits);
+}
+
 export function checkWrite(
   entries: readonly { key: string; value: string }[],
   ttlSeconds: number | null,

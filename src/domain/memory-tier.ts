@@ -174,6 +174,11 @@ export class MemoryTier {
     }
   }
 
+  /** Keys held (values, tombstones and version floors), most recently used first. */
+  keys(): IterableIterator<string> {
+    return this.cache.keys();
+  }
+
   /** Forgets everything: the feed can no longer be proven current. Watches stay, their fetches are real. */
   clear(): void {
     this.cache.clear();

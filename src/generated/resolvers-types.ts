@@ -1,5 +1,6 @@
 import type { GraphQLResolveInfo, GraphQLScalarType, GraphQLScalarTypeConfig } from 'graphql';
 import type { ReadResult } from '../reader/reader.js';
+import type { ValueEvent } from '../domain/subscription-index.js';
 import type { RequestContext } from '../graphql/context.js';
 export type Maybe<T> = T | null;
 export type InputMaybe<T> = Maybe<T>;
@@ -18,6 +19,15 @@ export type Scalars = {
    */
   Version: { input: string; output: bigint; }
 };
+
+/** What happened to a key, as a subscription reports it. */
+export type ChangeOp =
+  /** The key was deleted (or, in an initial event, has no value). */
+  | 'DELETE'
+  /** The key's value reached the expiry set with ttlSeconds; version is that of the expired value. */
+  | 'EXPIRE'
+  /** The key has a new value (or, in an initial event, has a value). */
+  | 'SET';
 
 /** One key's current state, as this reader knows it. */
 export type Entry = {
@@ -123,6 +133,48 @@ export type Source =
   /** Redis, the full data set (a memory miss, a fresh read, or a reader whose feed is not proven current). */
   | 'REDIS';
 
+export type Subscription = {
+  __typename?: 'Subscription';
+  /**
+   * Pushes every change to the watched keys that this reader applies from the change feed, in version order
+   * per key, each version at most once. Give keys, a prefix, or both. Values too large to travel on the feed
+   * are read from Redis once for all subscribers and sent with the event. While this reader cannot prove its
+   * feed current, changes may be missed; when it can again, every watched key newer in Redis than what was
+   * sent is sent. A subscriber that falls too far behind is sent a last error event with
+   * extensions.code SLOW_CONSUMER, then the subscription ends; a reader that stops ends it with a complete.
+   * Over the configured limits of subscriptions per connection or per process: TOO_MANY_SUBSCRIPTIONS.
+   */
+  valueChanged: ValueChange;
+};
+
+
+export type SubscriptionValueChangedArgs = {
+  includeInitial?: InputMaybe<Scalars['Boolean']['input']>;
+  keys?: InputMaybe<Array<Scalars['String']['input']>>;
+  prefix?: InputMaybe<Scalars['String']['input']>;
+};
+
+/** One event of a valueChanged subscription: a key's state after a change, or its current state when initial. */
+export type ValueChange = {
+  __typename?: 'ValueChange';
+  /** Whether the key has a value after the change. */
+  exists: Scalars['Boolean']['output'];
+  /** True for the events of the snapshot sent first when includeInitial is true; false for live changes. */
+  initial: Scalars['Boolean']['output'];
+  /** The key concerned. */
+  key: Scalars['String']['output'];
+  /** What happened: SET, DELETE or EXPIRE. In an initial event, SET when the key has a value, else DELETE. */
+  op: ChangeOp;
+  /** The value after the change; null once the key has no value (deleted, expired, never written). */
+  value: Maybe<Scalars['String']['output']>;
+  /**
+   * The version of the change: events of one key come in strictly increasing version order, each version at
+   * most once (an EXPIRE repeats the version of the value that expired). Null only in an initial event for a
+   * key the store knows nothing of.
+   */
+  version: Maybe<Scalars['Version']['output']>;
+};
+
 /** What a write committed, key by key. */
 export type WriteResult = {
   __typename?: 'WriteResult';
@@ -213,6 +265,7 @@ export type DirectiveResolverFn<TResult = Record<PropertyKey, never>, TParent = 
 /** Mapping between all available schema types and the resolvers types */
 export type ResolversTypes = {
   Boolean: ResolverTypeWrapper<Scalars['Boolean']['output']>;
+  ChangeOp: ChangeOp;
   Entry: ResolverTypeWrapper<ReadResult>;
   EntryInput: EntryInput;
   Health: ResolverTypeWrapper<Health>;
@@ -221,6 +274,8 @@ export type ResolversTypes = {
   Query: ResolverTypeWrapper<Record<PropertyKey, never>>;
   Source: Source;
   String: ResolverTypeWrapper<Scalars['String']['output']>;
+  Subscription: ResolverTypeWrapper<Record<PropertyKey, never>>;
+  ValueChange: ResolverTypeWrapper<ValueEvent>;
   Version: ResolverTypeWrapper<Scalars['Version']['output']>;
   WriteResult: ResolverTypeWrapper<WriteResult>;
   WrittenKey: ResolverTypeWrapper<WrittenKey>;
@@ -236,6 +291,8 @@ export type ResolversParentTypes = {
   Mutation: Record<PropertyKey, never>;
   Query: Record<PropertyKey, never>;
   String: Scalars['String']['output'];
+  Subscription: Record<PropertyKey, never>;
+  ValueChange: ValueEvent;
   Version: Scalars['Version']['output'];
   WriteResult: WriteResult;
   WrittenKey: WrittenKey;
@@ -266,6 +323,19 @@ export type QueryResolvers<ContextType = RequestContext, ParentType extends Reso
   values?: Resolver<Array<ResolversTypes['Entry']>, ParentType, ContextType, RequireFields<QueryValuesArgs, 'fresh' | 'keys'>>;
 };
 
+export type SubscriptionResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['Subscription'] = ResolversParentTypes['Subscription']> = {
+  valueChanged?: SubscriptionResolver<ResolversTypes['ValueChange'], "valueChanged", ParentType, ContextType, RequireFields<SubscriptionValueChangedArgs, 'includeInitial'>>;
+};
+
+export type ValueChangeResolvers<ContextType = RequestContext, ParentType extends ResolversParentTypes['ValueChange'] = ResolversParentTypes['ValueChange']> = {
+  exists?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
+  initial?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
+  key?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  op?: Resolver<ResolversTypes['ChangeOp'], ParentType, ContextType>;
+  value?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  version?: Resolver<Maybe<ResolversTypes['Version']>, ParentType, ContextType>;
+};
+
 export interface VersionScalarConfig extends GraphQLScalarTypeConfig<ResolversTypes['Version'], any> {
   name: 'Version';
 }
@@ -284,6 +354,8 @@ export type Resolvers<ContextType = RequestContext> = {
   Health?: HealthResolvers<ContextType>;
   Mutation?: MutationResolvers<ContextType>;
   Query?: QueryResolvers<ContextType>;
+  Subscription?: SubscriptionResolvers<ContextType>;
+  ValueChange?: ValueChangeResolvers<ContextType>;
   Version?: GraphQLScalarType;
   WriteResult?: WriteResultResolvers<ContextType>;
   WrittenKey?: WrittenKeyResolvers<ContextType>;

@@ -2,11 +2,14 @@
 import type { ResponseBudget } from '../domain/limits.js';
 import type { Loaders } from '../reader/loaders.js';
 import type { Reader } from '../reader/reader.js';
+import type { Connection, LiveSubscriptions } from '../reader/subscriptions.js';
 import type { Writer } from '../writer/writer.js';
 
 export interface Roles {
   reader: Reader | null;
   writer: Writer | null;
+  /** A reader's live subscriptions; null in a writer-only process. */
+  live: LiveSubscriptions | null;
 }
 
 export interface RequestContext extends Roles {
@@ -16,4 +19,6 @@ export interface RequestContext extends Roles {
   budget: ResponseBudget;
   /** What the request's token allows; the request guard checks it before any resolver runs. */
   access: { read: boolean; write: boolean };
+  /** The client connection the operation came on, for the subscriptions-per-connection limit. */
+  connection: Connection;
 }

@@ -4,7 +4,14 @@ import { InvalidInput, ResponseTooLarge } from '../domain/limits.js';
 import { reportError } from '../observability.js';
 import { FeedBackedUp, StoreFailure } from '../ports.js';
 
-export type ErrorCode = 'BAD_USER_INPUT' | 'WRONG_ROLE' | 'UNAVAILABLE' | 'INTERNAL' | 'RESPONSE_TOO_LARGE';
+export type ErrorCode =
+  | 'BAD_USER_INPUT'
+  | 'WRONG_ROLE'
+  | 'UNAVAILABLE'
+  | 'INTERNAL'
+  | 'RESPONSE_TOO_LARGE'
+  | 'TOO_MANY_SUBSCRIPTIONS'
+  | 'SLOW_CONSUMER';
 
 export function clientError(
   code: ErrorCode,

@@ -1,11 +1,12 @@
 // The GraphQL resolvers: thin translations between the schema and the reader and writer.
 import { GraphQLScalarType, Kind } from 'graphql';
 import type { Resolvers } from '../generated/resolvers-types.js';
-import { checkKey, checkRead, type Limits } from '../domain/limits.js';
+import { checkKey, checkRead, checkWatch, type Limits } from '../domain/limits.js';
+import { SubscriptionRefused, type Delivery } from '../reader/subscriptions.js';
 import type { Committed } from '../ports.js';
 import { readAll } from '../reader/loaders.js';
 import type { RequestContext } from './context.js';
-import { toClientError, wrongRole } from './errors.js';
+import { clientError, toClientError, wrongRole } from './errors.js';
 
 const VersionScalar = new GraphQLScalarType<bigint, string>({
   name: 'Version',
@@ -95,6 +96,33 @@ export function createResolvers(limits: Limits): Resolvers<RequestContext> {
           throw toClientError(error, 'deleteValues');
         }
       },
+    },
+    Subscription: {
+      valueChanged: {
+        subscribe: (_root, { keys, prefix, includeInitial }, ctx) => {
+          if (!ctx.live) throw wrongRole('reader');
+          try {
+            checkWatch(keys ?? null, prefix ?? null, limits);
+            return ctx.live.subscribe(
+              { keys: keys ?? [], prefix: prefix ?? null },
+              includeInitial ?? false,
+              ctx.connection,
+            );
+          } catch (error) {
+            if (error instanceof SubscriptionRefused)
+              throw clientError('TOO_MANY_SUBSCRIPTIONS', error.message);
+            throw toClientError(error, 'valueChanged');
+          }
+        },
+        // The server's own end of a subscription reaches the client as a last event carrying the error.
+        resolve: (delivery: Delivery) => {
+          if ('ended' in delivery) throw clientError(delivery.ended, delivery.message);
+          return delivery;
+        },
+      },
+    },
+    ValueChange: {
+      exists: (event) => event.value !== null,
     },
     Entry: {
       exists: (entry) => entry.value !== null,

@@ -9,8 +9,13 @@ import { createLoaders } from '../reader/loaders.js';
 import { createResolvers } from '../graphql/resolvers.js';
 import { log, metrics, reportError } from '../observability.js';
 import { limitConnections, type ConnectionLimits } from './connections.js';
-import { countRefusal, Guard, type GuardOptions, type Refusal } from './guard.js';
+import { countRefusal, Guard, type Access, type GuardOptions, type Refusal } from './guard.js';
+import { useGraphQLSSE } from '@graphql-yoga/plugin-graphql-sse';
+import { renderGraphiQL } from '@graphql-yoga/render-graphiql';
+import { Connection } from '../reader/subscriptions.js';
+import { servePage } from './pages.js';
 import { handleRead, handleWrite, sendJson } from './rest.js';
+import { attachWebSocket, type WebSocketTransport } from './websocket.js';
 
 // Two levels up from src/http or dist/http: the schema ships beside both.
 const SCHEMA_PATH = new URL('../../schema/schema.graphql', import.meta.url);
@@ -28,12 +33,27 @@ export interface ServerOptions {
 const requests = metrics.counter('tiercache_http_requests_total', 'HTTP requests, by route');
 // Bound once, and only for known routes: a label per unknown path would let any client grow the registry.
 const requestsByRoute = new Map(
-  ['/graphql', '/read', '/write', '/metrics', '/ready', '/health'].map((route) => [
-    route,
-    requests.bind({ route }),
-  ]),
+  ['/graphql', '/graphql/stream', '/live', '/read', '/write', '/metrics', '/ready', '/health'].map(
+    (route) => [route, requests.bind({ route })],
+  ),
 );
 const otherRequests = requests.bind({ route: 'other' });
+
+export interface HttpServer {
+  readonly server: Server;
+  /** GraphQL over WebSocket on the same port and path. */
+  readonly websocket: WebSocketTransport;
+}
+
+/** What yoga's context factory is handed: an HTTP request, or a WebSocket operation's own context. */
+interface YogaInitial {
+  request: Request;
+  access?: Access;
+  connection?: Connection;
+}
+
+// The single-connection mode of the graphql-sse protocol: one stream per token, many operations on it.
+const STREAM_TOKEN_HEADER = 'x-graphql-event-stream-token';
 
 /** GraphQL clients get the GraphQL error shape; REST clients their `{"error": …}`. */
 function sendRefusal(res: ServerResponse, route: string, refusal: Refusal): void {
@@ -53,8 +73,20 @@ export function createHttpServer({
   maxResponseBytes,
   security,
   connections,
-}: ServerOptions): Server {
+}: ServerOptions): HttpServer {
   const guard = new Guard(security);
+  // An SSE request is its own connection, except in single-connection mode, where the token is.
+  const streams = new Map<string, Connection>();
+  const connectionOf = (request: Request): Connection => {
+    const token = request.headers.get(STREAM_TOKEN_HEADER) ?? new URL(request.url).searchParams.get('token');
+    if (token === null) return new Connection();
+    let connection = streams.get(token);
+    if (!connection) {
+      const created = (connection = new Connection(() => streams.delete(token)));
+      streams.set(token, created);
+    }
+    return connection;
+  };
   const yoga = createYoga<object, RequestContext>({
     schema: createSchema<RequestContext>({
       typeDefs: readFileSync(SCHEMA_PATH, 'utf8'),
@@ -63,15 +95,24 @@ export function createHttpServer({
     graphqlEndpoint: '/graphql',
     healthCheckEndpoint: '/health',
     landingPage: false,
+    // GraphiQL for browsers at /graphql, its assets bundled (no CDN); subscriptions over yoga's SSE.
+    graphiql: {
+      title: 'tiercache',
+      defaultQuery:
+        'subscription {\n  valueChanged(keys: ["hello"], includeInitial: true) {\n    key value version op initial\n  }\n}\n',
+    },
+    renderGraphiQL,
     // The guard answers CORS for every route; yoga's own default would echo any origin.
     cors: false,
     maxRequestBodySize: maxRequestBytes,
-    plugins: [guard.plugin()],
-    context: ({ request }) => ({
+    plugins: [guard.plugin(), useGraphQLSSE({ endpoint: '/graphql/stream' })],
+    // Operations over WebSocket arrive with their socket's access and connection (src/http/websocket.ts).
+    context: ({ request, access, connection }: YogaInitial) => ({
       ...roles,
       loaders: createLoaders(roles.reader),
       budget: new ResponseBudget(maxResponseBytes),
-      access: guard.access(request.headers.get('authorization')),
+      access: access ?? guard.access(request.headers.get('authorization')),
+      connection: connection ?? connectionOf(request),
     }),
     logging: {
       debug: (...args) => log.debug('yoga', { args }),
@@ -112,6 +153,7 @@ export function createHttpServer({
       res.writeHead(200, { 'content-type': metrics.contentType });
       return void res.end(text);
     }
+    if (url.pathname === '/live' && req.method === 'GET') return servePage(url, res);
     if (url.pathname === '/ready' && req.method === 'GET') {
       const ready = roles.reader ? roles.reader.feedCurrent : true;
       return sendJson(res, ready ? 200 : 503, { ready });
@@ -128,5 +170,5 @@ export function createHttpServer({
     });
   });
   limitConnections(server, connections);
-  return server;
+  return { server, websocket: attachWebSocket(server, yoga, guard) };
 }

@@ -17,6 +17,12 @@ export interface ReadResult {
   readonly origin: 'memory' | 'redis';
 }
 
+/** A batched store read's answer (see MemoryTier.settle), with the expiry when it is the store's entry. */
+export interface Fetched extends Lookup {
+  /** Absolute expiry in ms of the answered entry, when it is the one the store returned; else null. */
+  readonly expiresAt: number | null;
+}
+
 export interface ReaderOptions {
   /** Stable per reader instance: names its subscription (its consumer group) on the bus. */
   instanceId: string;
@@ -71,7 +77,7 @@ const feedTrust = metrics.counter(
 
 export class Reader {
   readonly tier: MemoryTier;
-  private readonly batcher: Batcher<StoredEntry | null, Lookup>;
+  private readonly batcher: Batcher<StoredEntry | null, Fetched>;
   private readonly monitor: FeedMonitor;
   private subscription: Subscription | null = null;
   private purgeTimer: NodeJS.Timeout | null = null;
@@ -86,7 +92,7 @@ export class Reader {
     const clock = options.clock ?? systemClock;
     this.clock = clock;
     this.tier = new MemoryTier({ ...options.memory, clock });
-    this.batcher = new Batcher<StoredEntry | null, Lookup>(
+    this.batcher = new Batcher<StoredEntry | null, Fetched>(
       {
         fetch: (keys) => {
           storeReads.inc();
@@ -94,8 +100,11 @@ export class Reader {
           return callStore('read', () => this.store.read(keys));
         },
         queued: (key) => this.tier.watch(key),
-        settle: (key, stored) =>
-          this.trusted() ? this.tier.settle(key, stored) : this.settleUntrusted(key, stored),
+        settle: (key, stored) => {
+          const answer = this.trusted() ? this.tier.settle(key, stored) : this.settleUntrusted(key, stored);
+          // The expiry belongs to the store's entry: only an answer that is that entry carries it.
+          return { ...answer, expiresAt: answer.origin === 'store' ? (stored?.expiresAt ?? null) : null };
+        },
         failed: (key) => this.tier.abandon(key),
       },
       { maxBatch: options.maxBatch },
@@ -194,6 +203,14 @@ export class Reader {
   onApplied(listener: (changes: readonly Change[]) => void): () => void {
     this.changeListeners.add(listener);
     return () => this.changeListeners.delete(listener);
+  }
+
+  /**
+   * Reads one key from the store through the batcher (sharing the turn's MGET, joining a fetch not yet sent):
+   * for subscriptions' snapshots, invalidated values and resyncs, which must not answer from memory alone.
+   */
+  fetchFresh(key: string): Promise<Fetched> {
+    return this.batcher.load(key, true);
   }
 
   async close(): Promise<void> {
