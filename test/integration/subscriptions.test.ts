@@ -1,0 +1,421 @@
+// Live subscriptions on a reader fed by the real Kafka and Redis: every change once and in order, the
+// snapshot/delta race forced both ways, invalidations delivered with their value, expiry as an event,
+// a resync after the feed was cut, a slow subscriber that cannot hold up the others, and one consumer
+// for any number of subscribers.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { KafkaBus } from '../../src/adapters/kafka-bus.js';
+import { connectRedis, RedisStore } from '../../src/adapters/redis-store.js';
+import type { StoredEntry, Version } from '../../src/domain/entry.js';
+import type { ValueEvent } from '../../src/domain/subscription-index.js';
+import type { ChangeBus, ChangeHandler, Store, Subscription } from '../../src/ports.js';
+import { Reader } from '../../src/reader/reader.js';
+import { Connection, LiveSubscriptions, type Delivery } from '../../src/reader/subscriptions.js';
+import type { Relay } from '../../src/writer/relay.js';
+import { Writer } from '../../src/writer/writer.js';
+import { startRelay } from '../support/relay.js';
+import { kafkaBrokers, redisUrl, uniqueName } from '../support/services.js';
+
+/** Reads Redis at once but holds each answer until the test releases it: a slow network, made exact. */
+class HeldStore implements Store {
+  private held: (() => void)[] = [];
+  holding = false;
+  /** Store reads (one MGET each) so far. */
+  fetched = 0;
+  constructor(private readonly inner: Store) {}
+  write = (...args: Parameters<Store['write']>) => this.inner.write(...args);
+  get outbox() {
+    return this.inner.outbox;
+  }
+  close = () => this.inner.close();
+  async read(keys: readonly string[]): Promise<(StoredEntry | null)[]> {
+    const answer = await this.inner.read(keys);
+    this.fetched++;
+    if (this.holding) await new Promise<void>((resolve) => this.held.push(resolve));
+    return answer;
+  }
+  release(): void {
+    this.holding = false;
+    for (const resolve of this.held.splice(0)) resolve();
+  }
+}
+
+/**
+ * The reader's own feed, cuttable: while cut, what the reader's consumer receives from Kafka is lost to it
+ * (the consumer goes on and commits past it) and no sync barrier passes, so the feed monitor loses the proof.
+ */
+class CuttableBus implements ChangeBus {
+  cut = false;
+  subscriptions = 0;
+  constructor(private readonly inner: ChangeBus) {}
+  publish = (...args: Parameters<ChangeBus['publish']>) => this.inner.publish(...args);
+  close = () => this.inner.close();
+  async subscribe(subscriberId: string, handler: ChangeHandler): Promise<Subscription> {
+    this.subscriptions++;
+    const sub = await this.inner.subscribe(subscriberId, (changes) =>
+      this.cut ? undefined : handler(changes),
+    );
+    return {
+      sync: (timeoutMs) =>
+        this.cut ? Promise.reject(new Error('feed cut by the test')) : sub.sync(timeoutMs),
+      close: () => sub.close(),
+    };
+  }
+}
+
+const topic = uniqueName('subs');
+const prefix = `${uniqueName('subs')}:`;
+const closers: (() => Promise<unknown>)[] = [];
+let reader: Reader;
+let held: HeldStore;
+let feed: CuttableBus;
+let writerStore: RedisStore;
+let writerBus: KafkaBus;
+let relay: Relay;
+let writer: Writer;
+let live: LiveSubscriptions;
+const INLINE_MAX = 32;
+
+async function until(what: string, check: () => boolean, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+/** Pulls a subscription's events in the background, as a transport would. */
+function collect(iterator: AsyncIterableIterator<Delivery>) {
+  const events: Delivery[] = [];
+  const finished = (async () => {
+    for await (const delivery of iterator) events.push(delivery);
+  })();
+  const values = () => events.filter((e): e is ValueEvent => !('ended' in e));
+  return {
+    events,
+    values,
+    finished,
+    /** key@version:op[*initial] of every event so far. */
+    trace: () => values().map((e) => `${e.key}@${e.version}:${e.op}${e.initial ? '*' : ''}`),
+    stop: () => iterator.return?.(),
+  };
+}
+
+function open(keys: string[], options: { prefix?: string; includeInitial?: boolean } = {}) {
+  return collect(
+    live.subscribe(
+      { keys, prefix: options.prefix ?? null },
+      options.includeInitial ?? false,
+      new Connection(),
+    ),
+  );
+}
+
+/** Writes through the real writer and relay, and resolves once the reader applied the announcement. */
+async function writeAndApply(key: string, value: string, ttlSeconds: number | null = null): Promise<Version> {
+  const applied = new Set<Version>();
+  const stop = reader.onApplied((changes) => {
+    for (const c of changes) if (c.key === key) applied.add(c.version);
+  });
+  const [committed] = await writer.setValues([{ key, value }], ttlSeconds);
+  const version = committed!.version;
+  await until(`the reader to apply ${key}=${value.slice(0, 20)}`, () => applied.has(version));
+  stop();
+  return version;
+}
+
+function startWriterRelay(): Relay {
+  return startRelay(writerStore.outbox, writerBus);
+}
+
+beforeAll(async () => {
+  const busOptions = { brokers: kafkaBrokers(), topic, groupPrefix: 'subs.', partitions: 2 };
+  const readerRedis = connectRedis(redisUrl());
+  const writerRedis = connectRedis(redisUrl());
+  const readerBus = await KafkaBus.create({ ...busOptions, clientId: 'subs-reader' });
+  writerBus = await KafkaBus.create({ ...busOptions, clientId: 'subs-writer' });
+  held = new HeldStore(new RedisStore({ redis: readerRedis, prefix }));
+  feed = new CuttableBus(readerBus);
+  reader = await Reader.start(held, feed, {
+    instanceId: uniqueName('subs-reader'),
+    memory: { maxEntries: 1000, maxBytes: 1 << 22, ttlMs: 60_000, negativeTtlMs: 60_000 },
+    maxBatch: 500,
+    purgeIntervalMs: 60_000,
+    feed: { syncIntervalMs: 200, maxLagMs: 4000 },
+  });
+  live = new LiveSubscriptions(reader, {
+    bufferSize: 50,
+    slowConsumerMs: 60_000,
+    maxPerConnection: 1000,
+    maxPerProcess: 1000,
+    maxSnapshotKeys: 1000,
+  });
+  writerStore = new RedisStore({ redis: writerRedis, prefix });
+  relay = startWriterRelay();
+  writer = new Writer(writerStore, {
+    limits: {
+      maxReadKeys: 1000,
+      maxWriteEntries: 1000,
+      maxKeyBytes: 1024,
+      maxValueBytes: 1 << 20,
+      maxTtlSeconds: 60,
+    },
+    tombstoneTtlMs: 60_000,
+    inlineValueMaxBytes: INLINE_MAX,
+  });
+  closers.push(
+    async () => live.close(),
+    () => relay.close(),
+    async () => writerStore.close(),
+    () => reader.close(),
+    () => readerBus.close(),
+    () => writerBus.close(),
+    async () => readerRedis.quit(),
+    async () => writerRedis.quit(),
+  );
+}, 90_000);
+
+afterAll(async () => {
+  held?.release();
+  feed.cut = false;
+  for (const close of closers) await close();
+});
+
+describe('every change, in version order per key', () => {
+  it('delivers each version once, by key and by prefix, and not the feed’s replays', async () => {
+    const k = `${prefix}order:${uniqueName('k')}`;
+    const byKey = open([k]);
+    const byPrefix = open([], { prefix: `${prefix}order:` });
+    const versions: Version[] = [];
+    for (let i = 1; i <= 5; i++)
+      versions.push(...(await writer.setValues([{ key: k, value: `v${i}` }], null)).map((c) => c.version));
+    const [deleted] = await writer.deleteValues([k]);
+    await until('both subscribers to see the delete', () =>
+      [byKey, byPrefix].every((s) => s.values().some((e) => e.op === 'DELETE')),
+    );
+    // The same changes again, straight onto the topic: a replay.
+    await writerBus.publish(
+      versions.map((version, i) => ({ op: 'set', key: k, version, value: `v${i + 1}`, expiresAt: null })),
+    );
+    const marker = await writeAndApply(k, 'after-replay');
+    await until('the marker', () => byKey.values().some((e) => e.version === marker));
+    const expected = [
+      ...versions.map((v) => `${k}@${v}:SET`),
+      `${k}@${deleted!.version}:DELETE`,
+      `${k}@${marker}:SET`,
+    ];
+    expect(byKey.trace()).toEqual(expected);
+    await until('the prefix marker', () => byPrefix.values().some((e) => e.version === marker));
+    expect(byPrefix.trace()).toEqual(expected);
+    await byKey.stop();
+    await byPrefix.stop();
+  });
+});
+
+describe('snapshot then deltas, with no gap and no repeat', () => {
+  it.each([
+    // The snapshot's late answer is v1, but the memory tier learned v2 meanwhile and answers that instead.
+    ['with v2 still in memory', false, (v1: Version, v2: Version) => [`@${v2}:SET*`]],
+    // With v2 evicted, the snapshot is the late v1: v2 must follow it, held back until the snapshot is out.
+    ['with v2 evicted', true, (v1: Version, v2: Version) => [`@${v1}:SET*`, `@${v2}:SET`]],
+  ])(
+    'a write committed and applied while the snapshot read is in flight (%s) is neither lost nor repeated',
+    async (_name, evict, expectedStart) => {
+      const k = `${prefix}race:${uniqueName('k')}`;
+      const v1 = await writeAndApply(k, 'v1');
+      const fetchedBefore = held.fetched;
+      held.holding = true;
+      const sub = open([k], { includeInitial: true });
+      await until('the snapshot to have read v1 from Redis', () => held.fetched > fetchedBefore);
+      const v2 = await writeAndApply(k, 'v2');
+      expect(sub.events).toEqual([]); // nothing goes out before the snapshot
+      if (evict) reader.tier.clear();
+      held.release();
+      const v3 = await writeAndApply(k, 'v3');
+      await until('v3', () => sub.values().some((e) => e.version === v3));
+      expect(sub.trace()).toEqual([...expectedStart(v1, v2), `@${v3}:SET`].map((e) => k + e));
+      await sub.stop();
+    },
+  );
+
+  it('a write the snapshot already read is not sent again when its announcement arrives', async () => {
+    const k = `${prefix}race:${uniqueName('k')}`;
+    await writeAndApply(k, 'v1');
+    await relay.close(); // committed from now on, announced only when the relay is back
+    const [committed] = await writer.setValues([{ key: k, value: 'v2' }], null);
+    const v2 = committed!.version;
+    const sub = open([k, `${k}:absent`], { includeInitial: true });
+    await until('the snapshot', () => sub.values().length === 2);
+    let announced = false;
+    const stop = reader.onApplied((changes) => (announced ||= changes.some((c) => c.version === v2)));
+    relay = startWriterRelay();
+    await until('v2’s announcement to be applied', () => announced);
+    stop();
+    const v3 = await writeAndApply(k, 'v3');
+    await until('v3', () => sub.values().some((e) => e.version === v3));
+    expect(sub.trace()).toEqual([`${k}@${v2}:SET*`, `${k}:absent@null:DELETE*`, `${k}@${v3}:SET`]);
+    expect(sub.values()[1]).toMatchObject({ value: null, initial: true });
+    await sub.stop();
+  });
+});
+
+describe('values, not just invalidations', () => {
+  it('fetches an invalidated value from Redis once for every subscriber', async () => {
+    const k = `${prefix}big:${uniqueName('k')}`;
+    const subs = Array.from({ length: 5 }, () => open([k]));
+    const big = 'x'.repeat(INLINE_MAX * 4);
+    const fetchedBefore = held.fetched;
+    let invalidated = false;
+    const stop = reader.onApplied(
+      (changes) => (invalidated ||= changes.some((c) => c.key === k && c.op === 'invalidate')),
+    );
+    const [committed] = await writer.setValues([{ key: k, value: big }], null);
+    await until('every subscriber to get the value', () => subs.every((s) => s.values().length === 1));
+    stop();
+    expect(invalidated).toBe(true);
+    for (const s of subs)
+      expect(s.values()[0]).toMatchObject({ key: k, value: big, version: committed!.version, op: 'SET' });
+    expect(held.fetched - fetchedBefore).toBe(1);
+    for (const s of subs) await s.stop();
+  });
+});
+
+describe('expiry', () => {
+  it('a value written with ttlSeconds is followed by EXPIRE when it expires', async () => {
+    const k = `${prefix}ttl:${uniqueName('k')}`;
+    const sub = open([k]);
+    const version = await writeAndApply(k, 'short-lived', 1);
+    await until('EXPIRE', () => sub.values().some((e) => e.op === 'EXPIRE'), 10_000);
+    expect(sub.values()).toMatchObject([
+      { key: k, value: 'short-lived', version, op: 'SET' },
+      { key: k, value: null, version, op: 'EXPIRE' },
+    ]);
+    expect(await writerStore.read([k])).toEqual([null]);
+    await sub.stop();
+  });
+});
+
+describe('feed loss', () => {
+  it('re-synchronises every subscription from Redis once the feed is trusted again', async () => {
+    const keys = [1, 2, 3].map((i) => `${prefix}loss:${i}:${uniqueName('k')}`);
+    for (const k of keys) await writeAndApply(k, 'before');
+    const byKey = open(keys);
+    const byPrefix = open([], { prefix: `${prefix}loss:` });
+    const first = await writeAndApply(keys[0]!, 'seen-by-prefix');
+    await until('the prefix subscriber to know the key', () =>
+      byPrefix.values().some((e) => e.version === first),
+    );
+    feed.cut = true;
+    await until('the reader to lose trust in its feed', () => !reader.feedCurrent);
+    const during = await writer.setValues(
+      keys.map((key) => ({ key, value: 'written-during-the-cut' })),
+      null,
+    );
+    const [deleted] = await writer.deleteValues([keys[2]!]);
+    // Announced on Kafka (the relay acknowledged it) yet lost to this reader.
+    const deadline = Date.now() + 30_000;
+    while ((await writerStore.outbox.size()) > 0 && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 20));
+    expect(await writerStore.outbox.size()).toBe(0);
+    expect(byKey.values().some((e) => e.value === 'written-during-the-cut')).toBe(false);
+    feed.cut = false;
+    await until('the feed to be trusted again', () => reader.feedCurrent);
+    const expected = [
+      { key: keys[0], version: during[0]!.version, value: 'written-during-the-cut', op: 'SET' },
+      { key: keys[1], version: during[1]!.version, value: 'written-during-the-cut', op: 'SET' },
+      { key: keys[2], version: deleted!.version, value: null, op: 'DELETE' },
+    ];
+    const latest = (s: ReturnType<typeof open>, key: string) =>
+      s
+        .values()
+        .filter((e) => e.key === key)
+        .at(-1);
+    await until('the key subscriber to be resynchronised', () =>
+      expected.every((x) => latest(byKey, x.key!)?.version === x.version),
+    );
+    for (const x of expected) expect(latest(byKey, x.key!)).toMatchObject(x);
+    // The prefix subscriber had been told about keys[0] only; that one it gets back.
+    await until('the prefix subscriber', () => latest(byPrefix, keys[0]!)?.version === expected[0]!.version);
+    // And Redis agrees.
+    const stored = await writerStore.read(keys);
+    expect(stored.map((s) => s?.version)).toEqual(expected.map((x) => x.version));
+    await byKey.stop();
+    await byPrefix.stop();
+  });
+});
+
+describe('fan-out', () => {
+  it('one feed subscription serves every subscriber', async () => {
+    const k = `${prefix}fan:${uniqueName('k')}`;
+    const subs = Array.from({ length: 200 }, (_, i) =>
+      open(i % 2 ? [k] : [], i % 2 ? {} : { prefix: `${prefix}fan:` }),
+    );
+    const version = await writeAndApply(k, 'to-everyone');
+    await until('all 200', () => subs.every((s) => s.values().some((e) => e.version === version)));
+    expect(feed.subscriptions).toBe(1);
+    for (const s of subs) await s.stop();
+  });
+});
+
+describe('a slow subscriber', () => {
+  it('is closed with SLOW_CONSUMER while 10,000 changes reach the others, its buffer bounded', async () => {
+    // Buffers larger than the 100 keys watched: a burst coalesces instead of overflowing; being full
+    // for 300 ms is what makes a subscriber slow here.
+    const slowLive = new LiveSubscriptions(reader, {
+      bufferSize: 200,
+      slowConsumerMs: 300,
+      maxPerConnection: 10,
+      maxPerProcess: 10,
+      maxSnapshotKeys: 10,
+    });
+    const base = `${prefix}slow:${uniqueName('k')}:`;
+    const subscribe = (keys: string[], watchPrefix: string | null) =>
+      slowLive.subscribe({ keys, prefix: watchPrefix }, false, new Connection());
+    // Never pulled: the transport of a client that does not read.
+    const slowIterator = subscribe([], base);
+    const keys = Array.from({ length: 100 }, (_, i) => `${base}${i}`);
+    const fast = collect(subscribe(keys.slice(0, 10), null));
+    const fastPrefix = collect(subscribe([], base));
+    let last: Version[] = [];
+    let rounds = 0;
+    const writeRound = async () => {
+      const committed = await writer.setValues(
+        keys.map((key) => ({ key, value: `r${rounds}` })),
+        null,
+      );
+      rounds++;
+      last = committed.map((c) => c.version);
+    };
+    while (rounds < 100) await writeRound();
+    // Changes go on until the slow subscriber is found out (its buffer has been full long enough).
+    const deadline = Date.now() + 30_000;
+    while (slowLive.size > 2 && Date.now() < deadline) await writeRound();
+    expect(slowLive.size).toBe(2);
+    const final = new Map(keys.map((key, i) => [key, last[i]]));
+    const latest = (sub: ReturnType<typeof collect>) => {
+      const byKey = new Map<string, Version>();
+      for (const e of sub.values()) {
+        // Per key, versions only rise.
+        expect(e.version! > (byKey.get(e.key) ?? 0n)).toBe(true);
+        byKey.set(e.key, e.version!);
+      }
+      return byKey;
+    };
+    await until('the others to get every key’s last version', () => {
+      const a = latest(fast);
+      const b = latest(fastPrefix);
+      return keys.every(
+        (key, i) => b.get(key) === final.get(key) && (i >= 10 || a.get(key) === final.get(key)),
+      );
+    });
+    expect(fastPrefix.values().length).toBeGreaterThan(100);
+    expect(rounds * keys.length).toBeGreaterThanOrEqual(10_000);
+    const slow = collect(slowIterator);
+    await slow.finished;
+    expect(slow.events.at(-1)).toMatchObject({ ended: 'SLOW_CONSUMER' });
+    // Dropped at once when closed: it never held more than its buffer, and holds nothing now.
+    expect(slow.values()).toEqual([]);
+    await fast.stop();
+    await fastPrefix.stop();
+    slowLive.close();
+  });
+});
