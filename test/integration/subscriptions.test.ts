@@ -128,7 +128,13 @@ function startWriterRelay(): Relay {
 }
 
 beforeAll(async () => {
-  const busOptions = { brokers: kafkaBrokers(), topic, groupPrefix: 'subs.', partitions: 2 };
+  const busOptions = {
+    brokers: kafkaBrokers(),
+    topic,
+    groupPrefix: 'subs.',
+    partitions: 2,
+    replicationFactor: 1,
+  };
   const readerRedis = connectRedis(redisUrl());
   const writerRedis = connectRedis(redisUrl());
   const readerBus = await KafkaBus.create({ ...busOptions, clientId: 'subs-reader' });
