@@ -30,6 +30,15 @@ export default defineConfig({
           hookTimeout: 240_000,
         },
       },
+      // A real browser (Debian's chromium) on the embedded default: run once per CI run.
+      {
+        test: {
+          name: 'browser',
+          include: ['test/browser/**/*.test.ts'],
+          testTimeout: 120_000,
+          hookTimeout: 120_000,
+        },
+      },
     ],
   },
 });
