@@ -48,6 +48,7 @@ class CuttableBus implements ChangeBus {
   subscriptions = 0;
   constructor(private readonly inner: ChangeBus) {}
   publish = (...args: Parameters<ChangeBus['publish']>) => this.inner.publish(...args);
+  messageBytes = (...args: Parameters<ChangeBus['messageBytes']>) => this.inner.messageBytes(...args);
   close = () => this.inner.close();
   async subscribe(subscriberId: string, handler: ChangeHandler): Promise<Subscription> {
     this.subscriptions++;
