@@ -21,6 +21,7 @@ import { measurePropagation } from './bench/propagation.js';
 import { freshReads, hotReads, type ReadSetup } from './bench/reads.js';
 import { render, type Conditions, type Report } from './bench/report.js';
 import type { MemoryResult } from './bench/memory.js';
+import { measureSubscriptions, renderSubscriptions } from './bench/subscriptions.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const OUTPUT = path.join(ROOT, '.services', 'bench-latest.json');
@@ -39,6 +40,10 @@ interface Options {
   writes: number;
   writers: number;
   tracked: number;
+  subscribers: number;
+  subKeys: number;
+  subRate: number;
+  subDuration: number;
   build: boolean;
   /** CPU-profile the reader under the hot-read load (section 3a only) and print its top frames. */
   profile: boolean;
@@ -54,6 +59,10 @@ const DEFAULTS: Options = {
   writes: 1000,
   writers: 4,
   tracked: 200,
+  subscribers: 10_000,
+  subKeys: 1000,
+  subRate: 200,
+  subDuration: 10,
   build: true,
   profile: false,
 };
@@ -69,6 +78,10 @@ const LIMITS: Record<Exclude<keyof Options, 'build' | 'profile'>, [number, numbe
   writes: [10, 20_000, "single-entry writes for the readers' propagation histograms"],
   writers: [1, 32, 'writers writing at once in that phase'],
   tracked: [0, 2000, 'further writes, one at a time, each polled for on both readers'],
+  subscribers: [0, 15_000, 'SSE subscribers on one reader in the subscription phase (0: skip it)'],
+  subKeys: [1, 100_000, 'keys the subscribers are spread over (one key each)'],
+  subRate: [1, 5000, 'writes per second during the subscription phase'],
+  subDuration: [1, 60, 'seconds of writes in the subscription phase'],
 };
 
 const USAGE = `usage: npm run bench -- [--name=value ...]\n${Object.entries(LIMITS)
@@ -173,6 +186,7 @@ async function main(options: Options): Promise<void> {
   fs.mkdirSync(path.dirname(OUTPUT), { recursive: true });
   fs.writeFileSync(OUTPUT, `${JSON.stringify({ options, ...full }, null, 2)}\n`);
   process.stdout.write(render(full));
+  if (full.subscriptions) process.stdout.write(renderSubscriptions(full.subscriptions));
   log(`wrote ${path.relative(ROOT, OUTPUT)}`);
   if (leftoverPids.length > 0) process.exitCode = 1;
 }
@@ -255,6 +269,38 @@ async function measure(run: Run, o: Options): Promise<Omit<Report, 'leftoverPids
     valueBytes: o.valueBytes,
   });
 
+  let subscriptions;
+  if (o.subscribers > 0) {
+    log(
+      `5: ${o.subscribers} SSE subscribers on a reader of their own, ${o.subRate} writes/s for ${o.subDuration} s`,
+    );
+    // A reader of its own: the file descriptors and the connection cap must fit the subscribers.
+    const subReader = await startTiercache(
+      'r-subs',
+      ['--mode=reader', `--instance-id=bench-${run.id}-subs`],
+      {
+        ...run.env,
+        MAX_CONNECTIONS: String(o.subscribers + 100),
+        SUBSCRIPTIONS_PER_PROCESS: String(o.subscribers),
+      },
+    );
+    await eventually(
+      'subscription reader ready',
+      async () => (await request(`${subReader.base}/ready`)).status === 200 || undefined,
+      60_000,
+    );
+    subscriptions = await measureSubscriptions({
+      writer: writer.base,
+      reader: subReader.base,
+      readerPid: subReader.pid,
+      subscribers: o.subscribers,
+      keys: Math.min(o.subKeys, o.subscribers),
+      rate: o.subRate,
+      durationSeconds: o.subDuration,
+      valueBytes: o.valueBytes,
+    });
+  }
+
   const conditions: Conditions = {
     date: new Date().toISOString(),
     nproc: Number(spawnSync('nproc', { encoding: 'utf8' }).stdout.trim()) || os.availableParallelism(),
@@ -273,7 +319,7 @@ async function measure(run: Run, o: Options): Promise<Omit<Report, 'leftoverPids
     responseBytes: response.body.length,
     kafkaPartitions: KAFKA_PARTITIONS,
   };
-  return { runId: run.id, conditions, hot, fresh, propagation, memory };
+  return { runId: run.id, conditions, hot, fresh, propagation, memory, subscriptions };
 }
 
 /** One fill of a fresh memory tier in a process of its own (scripts/bench/memory.ts). */

@@ -4,6 +4,7 @@ import type { LoadResult, RedisBenchmarkResult } from './load.js';
 import type { PhaseResult, PropagationResult } from './propagation.js';
 import type { Distribution, Quantile } from './stats.js';
 import type { MemoryResult } from './memory.js';
+import type { SubscriptionResult } from './subscriptions.js';
 
 export interface Conditions {
   date: string;
@@ -48,6 +49,8 @@ export interface Report {
   fresh: FreshReads;
   propagation: PropagationResult;
   memory: MemoryResult[];
+  /** Phase 5, rendered by scripts/bench/subscriptions.ts; absent with --subscribers=0. */
+  subscriptions?: SubscriptionResult;
   leftoverPids: number[];
 }
 

@@ -366,10 +366,10 @@ describe('fan-out', () => {
 describe('a slow subscriber', () => {
   it('is closed with SLOW_CONSUMER while 10,000 changes reach the others, its buffer bounded', async () => {
     // Buffers larger than the 100 keys watched: a burst coalesces instead of overflowing; being full
-    // for 300 ms is what makes a subscriber slow here.
+    // for 3 s is what makes a subscriber slow here (far beyond any pause of a loaded machine's event loop).
     const slowLive = new LiveSubscriptions(reader, {
       bufferSize: 200,
-      slowConsumerMs: 300,
+      slowConsumerMs: 3000,
       maxPerConnection: 10,
       maxPerProcess: 10,
       maxSnapshotKeys: 10,
@@ -394,9 +394,11 @@ describe('a slow subscriber', () => {
     };
     while (rounds < 100) await writeRound();
     // Changes go on until the slow subscriber is found out (its buffer has been full long enough).
-    const deadline = Date.now() + 30_000;
+    const deadline = Date.now() + 60_000;
     while (slowLive.size > 2 && Date.now() < deadline) await writeRound();
     expect(slowLive.size).toBe(2);
+    // The two that read were never closed.
+    expect([...fast.events, ...fastPrefix.events].filter((e) => 'ended' in e)).toEqual([]);
     const final = new Map(keys.map((key, i) => [key, last[i]]));
     const latest = (sub: ReturnType<typeof collect>) => {
       const byKey = new Map<string, Version>();
@@ -407,11 +409,24 @@ describe('a slow subscriber', () => {
       }
       return byKey;
     };
-    await until('the others to get every key’s last version', () => {
-      const a = latest(fast);
+    let behind: string[] = [];
+    // A loaded machine's Kafka consumer can lag far behind 10,000 changes: what matters is that they come.
+    await until(
+      'the others to get every key’s last version',
+      () => {
+        const a = latest(fast);
+        const b = latest(fastPrefix);
+        behind = keys.filter(
+          (key, i) => b.get(key) !== final.get(key) || (i < 10 && a.get(key) !== final.get(key)),
+        );
+        return behind.length === 0;
+      },
+      150_000,
+    ).catch((error: Error) => {
       const b = latest(fastPrefix);
-      return keys.every(
-        (key, i) => b.get(key) === final.get(key) && (i >= 10 || a.get(key) === final.get(key)),
+      const key = behind[0]!;
+      throw new Error(
+        `${error.message}: ${behind.length} keys behind, e.g. ${key} at ${b.get(key)} of ${final.get(key)}; feed current: ${reader.feedCurrent}`,
       );
     });
     expect(fastPrefix.values().length).toBeGreaterThan(100);
@@ -424,5 +439,5 @@ describe('a slow subscriber', () => {
     await fast.stop();
     await fastPrefix.stop();
     slowLive.close();
-  });
+  }, 300_000);
 });
