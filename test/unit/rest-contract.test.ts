@@ -1,6 +1,6 @@
 // The REST routes are a drop-in for the service tiercache replaces: its clients parse these exact shapes.
 // A missing key, a successful write and every kind of error are pinned here, on the embedded adapters.
-import type { Server } from 'node:http';
+
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LocalBus } from '../../src/adapters/local-bus.js';
@@ -52,7 +52,7 @@ async function serve(store: MemoryStore, roles: 'reader' | 'writer' | 'all'): Pr
       ? null
       : new Writer(store, { limits, tombstoneTtlMs: 60_000, inlineValueMaxBytes: 64 });
   const relay = startRelay(store.outbox, bus);
-  const server: Server = createHttpServer({ roles: { reader, writer }, ...options });
+  const { server } = createHttpServer({ roles: { reader, writer, live: null }, ...options });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   open.push(
     { close: () => new Promise((resolve) => server.close(resolve)) },
