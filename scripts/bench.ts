@@ -47,6 +47,8 @@ interface Options {
   build: boolean;
   /** CPU-profile the reader under the hot-read load (section 3a only) and print its top frames. */
   profile: boolean;
+  /** Run the subscription phase's reader under node --cpu-prof and print its top frames after the report. */
+  profileSubscriptions: boolean;
 }
 
 const DEFAULTS: Options = {
@@ -65,10 +67,14 @@ const DEFAULTS: Options = {
   subDuration: 10,
   build: true,
   profile: false,
+  profileSubscriptions: false,
 };
 
 // Bounds keep a run short and loopback-friendly whatever is asked: the default run takes about 2 minutes.
-const LIMITS: Record<Exclude<keyof Options, 'build' | 'profile'>, [number, number, string]> = {
+const LIMITS: Record<
+  Exclude<keyof Options, 'build' | 'profile' | 'profileSubscriptions'>,
+  [number, number, string]
+> = {
   duration: [1, 60, 'seconds of each measured load run'],
   warmup: [0, 30, 'seconds of unmeasured load before each run'],
   connections: [1, 500, 'concurrent keep-alive connections (and redis-benchmark clients)'],
@@ -91,7 +97,7 @@ const USAGE = `usage: npm run bench -- [--name=value ...]\n${Object.entries(LIMI
   )
   .join(
     '\n',
-  )}\n  --no-build  use dist/ as it is\n  --profile  only the hot reads, with the reader under node --cpu-prof; prints its top frames\n`;
+  )}\n  --no-build  use dist/ as it is\n  --profile  only the hot reads, with the reader under node --cpu-prof; prints its top frames\n  --profile-subscriptions  the subscription phase's reader under node --cpu-prof; prints its top frames\n`;
 
 function flag(name: string): string {
   return name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
@@ -110,6 +116,10 @@ function parseOptions(argv: readonly string[]): Options {
     }
     if (arg === '--profile') {
       options.profile = true;
+      continue;
+    }
+    if (arg === '--profile-subscriptions') {
+      options.profileSubscriptions = true;
       continue;
     }
     const match = /^--([a-z-]+)=(\d+)$/.exec(arg);
@@ -187,9 +197,14 @@ async function main(options: Options): Promise<void> {
   fs.writeFileSync(OUTPUT, `${JSON.stringify({ options, ...full }, null, 2)}\n`);
   process.stdout.write(render(full));
   if (full.subscriptions) process.stdout.write(renderSubscriptions(full.subscriptions));
+  if (subscriptionProfile)
+    process.stdout.write(renderSummary(subscriptionProfile, 'subscription reader CPU profile (phase 6)'));
   log(`wrote ${path.relative(ROOT, OUTPUT)}`);
   if (leftoverPids.length > 0) process.exitCode = 1;
 }
+
+/** Top frames of the subscription phase's reader, with --profile-subscriptions. */
+let subscriptionProfile: ProfileSummary | undefined;
 
 async function measure(run: Run, o: Options): Promise<Omit<Report, 'leftoverPids'> | ProfileSummary> {
   const loadStart = os.loadavg();
@@ -275,6 +290,7 @@ async function measure(run: Run, o: Options): Promise<Omit<Report, 'leftoverPids
       `5: ${o.subscribers} SSE subscribers on a reader of their own, ${o.subRate} writes/s for ${o.subDuration} s`,
     );
     // A reader of its own: the file descriptors and the connection cap must fit the subscribers.
+    const subProfileDir = path.join(PROFILE_DIR, `${run.id}-subs`);
     const subReader = await startTiercache(
       'r-subs',
       ['--mode=reader', `--instance-id=bench-${run.id}-subs`],
@@ -283,6 +299,7 @@ async function measure(run: Run, o: Options): Promise<Omit<Report, 'leftoverPids
         MAX_CONNECTIONS: String(o.subscribers + 100),
         SUBSCRIPTIONS_PER_PROCESS: String(o.subscribers),
       },
+      o.profileSubscriptions ? ['--cpu-prof', `--cpu-prof-dir=${subProfileDir}`] : [],
     );
     await eventually(
       'subscription reader ready',
@@ -299,6 +316,11 @@ async function measure(run: Run, o: Options): Promise<Omit<Report, 'leftoverPids
       durationSeconds: o.subDuration,
       valueBytes: o.valueBytes,
     });
+    if (o.profileSubscriptions) {
+      // The profile is written when the process exits cleanly.
+      await stop(subReader.pid);
+      subscriptionProfile = summarize(newestProfile(subProfileDir));
+    }
   }
 
   const conditions: Conditions = {

@@ -49,7 +49,7 @@ export interface Report {
   fresh: FreshReads;
   propagation: PropagationResult;
   memory: MemoryResult[];
-  /** Phase 5, rendered by scripts/bench/subscriptions.ts; absent with --subscribers=0. */
+  /** Phase 6, rendered by scripts/bench/subscriptions.ts; absent with --subscribers=0. */
   subscriptions?: SubscriptionResult;
   leftoverPids: number[];
 }

@@ -1,4 +1,4 @@
-// Phase 5 of `npm run bench`: N SSE subscribers on one reader, spread over a key space, while a writer
+// Phase 6 of `npm run bench`: N SSE subscribers on one reader, spread over a key space, while a writer
 // writes at a fixed rate. Measures the delay from a write's acknowledgement (the mutation's answer) to each
 // subscriber's event, the events delivered per second, and the reader's memory per open subscription.
 import { request as httpRequest, Agent, type IncomingMessage } from 'node:http';
