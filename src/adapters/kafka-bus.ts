@@ -504,10 +504,10 @@ class KafkaLog {
     const { message, timestamp: _timestamp, ...extra } = entry;
     const text = String(message);
     const context: Record<string, unknown> = { source: 'kafkajs', namespace, ...extra };
-    if (level <= logLevel.WARN && CONNECTION_TROUBLE.test(`${text} ${String(extra.error ?? '')}`)) {
-      this.trouble(text, context);
-    } else if (namespace === 'Connection' && text.startsWith('Response ')) {
+    if (namespace === 'Connection' && text.startsWith('Response ')) {
       this.logger.debug(text, context);
+    } else if (level <= logLevel.WARN && CONNECTION_TROUBLE.test(`${text} ${String(extra.error ?? '')}`)) {
+      this.trouble(text, context);
     } else if (level <= logLevel.ERROR) this.logger.error(text, context);
     else if (level <= logLevel.WARN) this.logger.warn(text, context);
     else this.logger.debug(text, context);
