@@ -287,7 +287,7 @@ async function measure(run: Run, o: Options): Promise<Omit<Report, 'leftoverPids
   let subscriptions;
   if (o.subscribers > 0) {
     log(
-      `5: ${o.subscribers} SSE subscribers on a reader of their own, ${o.subRate} writes/s for ${o.subDuration} s`,
+      `6: ${o.subscribers} SSE subscribers on a reader of their own, ${o.subRate} writes/s for ${o.subDuration} s`,
     );
     // A reader of its own: the file descriptors and the connection cap must fit the subscribers.
     const subProfileDir = path.join(PROFILE_DIR, `${run.id}-subs`);
