@@ -5,7 +5,7 @@
 // that stopped answering to another after reclaimAfterMs. A change may therefore be published twice, or out
 // of order across relays; readers' fill rule makes both harmless.
 import type { Change } from '../domain/entry.js';
-import { log, metrics, reportError } from '../observability.js';
+import { log, metrics, reportError, worthLogging } from '../observability.js';
 import type { ChangeBus, Outbox, OutboxBacklog } from '../ports.js';
 
 export interface RelayOptions {
@@ -138,8 +138,7 @@ export class Relay {
         return result;
       } catch (error) {
         failures.inc({ step: name });
-        // The first failure and then every tenth: an outage should be visible without flooding the log.
-        if (attempt === 1 || attempt % 10 === 0) {
+        if (worthLogging(attempt)) {
           reportError('relay', `relay ${name} failed; retrying`, error, { attempt, retryInMs: delay });
         }
         await new Promise((resolve) => setTimeout(resolve, delay));
