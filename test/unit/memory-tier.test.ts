@@ -115,7 +115,8 @@ describe('MemoryTier', () => {
     fill(t, 'big', stored(1n, 'small'));
     t.apply({ op: 'invalidate', key: 'big', version: 2n, expiresAt: null });
     expect(t.lookup('big')).toBeUndefined();
-    fill(t, 'big', stored(1n, 'small')); // a lagging replica or late fetch: refused
+    // A lagging replica or late fetch: refused, and answered as what it is (the store's), not as memory.
+    expect(fill(t, 'big', stored(1n, 'small'))).toEqual({ value: 'small', version: 1n, origin: 'store' });
     expect(t.lookup('big')).toBeUndefined();
     fill(t, 'big', stored(2n, 'huge'));
     expect(t.lookup('big')?.value).toBe('huge');
@@ -264,5 +265,13 @@ describe('MemoryTier', () => {
     }
     t.apply({ op: 'delete', key: 'empty', version: 123456789012345679n });
     expect(t.lookup('empty')).toEqual({ value: null, version: 123456789012345679n, origin: 'memory' });
+  });
+
+  it('answers a refetch of a key remembered as absent from the store, as absent with no version', () => {
+    const { t } = tier();
+    fill(t, 'gone', null);
+    // A fresh read fetches again: the store's answer, not memory's.
+    expect(fill(t, 'gone', null)).toEqual({ value: null, version: null, origin: 'store' });
+    expect(t.lookup('gone')).toEqual({ value: null, version: null, origin: 'memory' });
   });
 });
