@@ -13,13 +13,16 @@ export default {
     // The adapters' pure parts; the rest of them is I/O, tested against real Redis and Kafka.
     'src/adapters/change-codec.ts',
   ],
+  // Mutants of module-level code (metric names and help texts, histogram buckets) run every test, not only
+  // those that cover them: a fifth of the mutants, more than half the time. The domain run keeps them.
+  ignoreStatic: true,
   // Two cores on the machines this runs on; more processes only queue.
   concurrency: 2,
   reporters: ['clear-text', 'progress', 'html', 'json'],
   htmlReporter: { fileName: 'reports/mutation/index.html' },
   jsonReporter: { fileName: 'reports/mutation/mutation.json' },
-  // Re-running after a small change only tests the mutants and tests that change touched.
-  incremental: true,
+  // `--incremental` re-tests only what a change touched, for quick local rounds; off by default, because it
+  // kept stale results for mutants of module-level constants (a regex) that a new test killed.
   incrementalFile: 'reports/mutation/incremental.json',
   tempDirName: '.stryker-tmp',
   cleanTempDir: 'always',
