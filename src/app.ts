@@ -50,6 +50,7 @@ export function httpOptions(config: Config): Omit<ServerOptions, 'roles'> {
       maxReadKeys: config.maxReadKeys,
       maxWriteEntries: config.maxWriteEntries,
     },
+    fastPath: config.fastPath,
     connections: {
       requestTimeoutMs: config.httpRequestTimeoutMs,
       headersTimeoutMs: config.httpHeadersTimeoutMs,

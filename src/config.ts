@@ -54,6 +54,8 @@ export interface Config {
   corsOrigins: string[];
   /** Default: on only in the embedded default (a development setup). */
   introspection: boolean;
+  /** Plain POST application/json queries answered by the compiled fast path (src/http/fast-path.ts). */
+  fastPath: boolean;
   maxQueryTokens: number;
   maxQueryDepth: number;
   maxAliases: number;
@@ -397,6 +399,15 @@ export const SETTINGS = [
     bool,
     'Answer schema introspection; default: on only in the embedded default',
     'introspection',
+    { boolean: true },
+  ),
+  setting(
+    'fastPath',
+    'FAST_PATH',
+    'true',
+    bool,
+    'Answer plain POST application/json queries with compiled GraphQL (graphql-jit); yoga answers the rest',
+    'fast-path',
     { boolean: true },
   ),
   setting(

@@ -16,6 +16,7 @@ import { Connection } from '../reader/subscriptions.js';
 import { servePage } from './pages.js';
 import { handleRead, handleWrite, sendJson } from './rest.js';
 import { attachWebSocket, type WebSocketTransport } from './websocket.js';
+import { FastPath } from './fast-path.js';
 
 // Two levels up from src/http or dist/http: the schema ships beside both.
 const SCHEMA_PATH = new URL('../../schema/schema.graphql', import.meta.url);
@@ -28,6 +29,8 @@ export interface ServerOptions {
   maxResponseBytes: number;
   security: GuardOptions;
   connections: ConnectionLimits;
+  /** Answer plain POST application/json queries with the compiled fast path (fast-path.ts); yoga does the rest. */
+  fastPath: boolean;
 }
 
 const requests = metrics.counter('tiercache_http_requests_total', 'HTTP requests, by route');
@@ -73,6 +76,7 @@ export function createHttpServer({
   maxResponseBytes,
   security,
   connections,
+  fastPath,
 }: ServerOptions): HttpServer {
   const guard = new Guard(security);
   // An SSE request is its own connection, except in single-connection mode, where the token is.
@@ -87,11 +91,27 @@ export function createHttpServer({
     }
     return connection;
   };
+  const contextFor = (
+    authorization: string | null | undefined,
+    access: Access | undefined,
+    connection: Connection,
+  ): RequestContext => ({
+    ...roles,
+    loaders: createLoaders(roles.reader),
+    budget: new ResponseBudget(maxResponseBytes),
+    access: access ?? guard.access(authorization),
+    connection,
+  });
+  const schema = createSchema<RequestContext>({
+    typeDefs: readFileSync(SCHEMA_PATH, 'utf8'),
+    resolvers: createResolvers(limits),
+  });
+  // Queries only: a fast-path request never subscribes, so it is a connection of its own.
+  const fast = fastPath
+    ? new FastPath(schema, (authorization) => contextFor(authorization, undefined, new Connection()))
+    : null;
   const yoga = createYoga<object, RequestContext>({
-    schema: createSchema<RequestContext>({
-      typeDefs: readFileSync(SCHEMA_PATH, 'utf8'),
-      resolvers: createResolvers(limits),
-    }),
+    schema,
     graphqlEndpoint: '/graphql',
     healthCheckEndpoint: '/health',
     landingPage: false,
@@ -105,15 +125,14 @@ export function createHttpServer({
     // The guard answers CORS for every route; yoga's own default would echo any origin.
     cors: false,
     maxRequestBodySize: maxRequestBytes,
-    plugins: [guard.plugin(), useGraphQLSSE({ endpoint: '/graphql/stream' })],
+    plugins: [
+      guard.plugin(),
+      useGraphQLSSE({ endpoint: '/graphql/stream' }),
+      ...(fast ? [fast.plugin()] : []),
+    ],
     // Operations over WebSocket arrive with their socket's access and connection (src/http/websocket.ts).
-    context: ({ request, access, connection }: YogaInitial) => ({
-      ...roles,
-      loaders: createLoaders(roles.reader),
-      budget: new ResponseBudget(maxResponseBytes),
-      access: access ?? guard.access(request.headers.get('authorization')),
-      connection: connection ?? connectionOf(request),
-    }),
+    context: ({ request, access, connection }: YogaInitial) =>
+      contextFor(request.headers.get('authorization'), access, connection ?? connectionOf(request)),
     logging: {
       debug: (...args) => log.debug('yoga', { args }),
       info: (...args) => log.info('yoga', { args }),
@@ -158,6 +177,18 @@ export function createHttpServer({
       const ready = roles.reader ? roles.reader.feedCurrent : true;
       return sendJson(res, ready ? 200 : 503, { ready });
     }
+    if (fast && url.pathname === '/graphql' && FastPath.accepts(req)) {
+      const body = await readBody(req);
+      if (await fast.answer(yoga, req, res, body)) return;
+      // whatwg-node takes a body read beforehand from `req.body` (as behind body-parsing frameworks), as an
+      // async iterable: a Buffer there would be enumerated key by key.
+      (req as IncomingMessage & { body?: unknown }).body = {
+        bytes: body.length,
+        async *[Symbol.asyncIterator]() {
+          yield body;
+        },
+      };
+    }
     await yoga.requestListener(req, res);
   };
 
@@ -171,4 +202,12 @@ export function createHttpServer({
   });
   limitConnections(server, connections);
   return { server, websocket: attachWebSocket(server, yoga, guard) };
+}
+
+/** The whole body; its length was checked against MAX_REQUEST_BYTES from Content-Length before. */
+async function readBody(req: IncomingMessage): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  // A request stream without setEncoding() yields Buffers; its type says any.
+  for await (const chunk of req) chunks.push(chunk as Buffer);
+  return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
 }

@@ -1,0 +1,206 @@
+// The compiled fast path for the hot shape: a POST application/json GraphQL query whose answer has no
+// errors, executed by graphql-jit straight on node:http. Documents are parsed and validated once per query
+// text through yoga's own enveloped parse and validate, and executed through its enveloped execute, so
+// every plugin yoga runs at those steps (the request guard's token, depth, alias, introspection, access and
+// key-count checks among them) runs here too, written once. Anything else goes to yoga: other methods,
+// media types and Accept headers, mutations and subscriptions, documents that fail to parse or validate,
+// and any execution with an error (re-executed by yoga, which only reads, to give yoga's own answer).
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { isUtf8 } from 'node:buffer';
+import { getOperationAST, type DocumentNode, type ExecutionResult, type GraphQLSchema } from 'graphql';
+import { compileQuery, isCompiledQuery, type CompiledQuery } from 'graphql-jit';
+import type { Plugin, YogaServerInstance } from 'graphql-yoga';
+import type { RequestContext } from '../graphql/context.js';
+import { metrics } from '../observability.js';
+
+type Yoga = YogaServerInstance<object, RequestContext>;
+
+const fastPathRequests = metrics.counter(
+  'tiercache_http_fast_path_total',
+  'GraphQL requests the compiled fast path looked at: answered itself, or handed to yoga',
+);
+const answeredCount = fastPathRequests.bind({ outcome: 'answered' });
+const yogaCount = fastPathRequests.bind({ outcome: 'yoga' });
+
+/** Compiled queries kept, by query text and operation name; past it, the oldest is dropped. */
+const MAX_DOCUMENTS = 1000;
+
+// What yoga answers a successful query with, per Accept header the fast path takes; other Accept headers
+// (lists, parameters, multipart, event streams) go to yoga's own negotiation.
+const CONTENT_TYPE: Record<string, string> = {
+  '': 'application/json; charset=utf-8',
+  '*/*': 'application/json; charset=utf-8',
+  'application/json': 'application/json; charset=utf-8',
+  'application/graphql-response+json': 'application/graphql-response+json; charset=utf-8',
+  'application/graphql-response+json, application/json': 'application/graphql-response+json; charset=utf-8',
+  'application/graphql-response+json;charset=utf-8, application/json;charset=utf-8':
+    'application/graphql-response+json; charset=utf-8',
+};
+
+/** One query text (and operation name) the fast path has looked at: compiled, or left to yoga. */
+type Prepared = { document: DocumentNode; compiled: CompiledQuery } | 'yoga';
+
+interface Params {
+  query: string;
+  variables: Record<string, unknown> | undefined;
+  operationName: string | undefined;
+}
+
+const FIELDS = new Set(['query', 'variables', 'operationName', 'extensions']);
+
+/** The request's parameters when they are the plain shape; undefined sends the request to yoga. */
+function paramsOf(body: Buffer): Params | undefined {
+  if (!isUtf8(body)) return undefined;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(body.toString('utf8'));
+  } catch {
+    return undefined;
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return undefined;
+  // A plain object, checked field by field below.
+  const p = parsed as Record<string, unknown>;
+  for (const name in p) if (!FIELDS.has(name)) return undefined;
+  const { query, variables, operationName, extensions } = p;
+  if (typeof query !== 'string') return undefined;
+  if (extensions !== undefined && extensions !== null) return undefined;
+  if (operationName !== undefined && operationName !== null && typeof operationName !== 'string')
+    return undefined;
+  if (
+    variables !== undefined &&
+    variables !== null &&
+    (typeof variables !== 'object' || Array.isArray(variables))
+  )
+    return undefined;
+  return {
+    query,
+    // Proven a plain object (or absent) just above.
+    variables: (variables ?? undefined) as Record<string, unknown> | undefined,
+    operationName: operationName ?? undefined,
+  };
+}
+
+export class FastPath {
+  private readonly prepared = new Map<string, Prepared>();
+  /** Contexts the fast path built: only their executions use the compiled query. */
+  private readonly ours = new WeakSet<object>();
+  private readonly compiledOf = new WeakMap<DocumentNode, CompiledQuery>();
+  /** Query text → the document yoga parsed from it. */
+  private readonly documents = new Map<string, DocumentNode>();
+  /** Whether yoga's validation passed a document. */
+  private readonly validated = new WeakMap<DocumentNode, boolean>();
+
+  constructor(
+    private readonly schema: GraphQLSchema,
+    private readonly contextFor: (authorization: string | undefined) => RequestContext,
+  ) {}
+
+  /** Whether the request's method and headers are the shape the fast path takes (its body is read next). */
+  static accepts(req: IncomingMessage): boolean {
+    const type = req.headers['content-type'];
+    return (
+      req.method === 'POST' &&
+      (type === 'application/json' || type === 'application/json; charset=utf-8') &&
+      CONTENT_TYPE[req.headers.accept ?? ''] !== undefined &&
+      req.headers['content-encoding'] === undefined
+    );
+  }
+
+  /** Answers the request (true), or leaves it untouched for yoga (false). */
+  async answer(yoga: Yoga, req: IncomingMessage, res: ServerResponse, body: Buffer): Promise<boolean> {
+    const answered = await this.tryAnswer(yoga, req, res, body);
+    (answered ? answeredCount : yogaCount).inc();
+    return answered;
+  }
+
+  private async tryAnswer(
+    yoga: Yoga,
+    req: IncomingMessage,
+    res: ServerResponse,
+    body: Buffer,
+  ): Promise<boolean> {
+    const params = paramsOf(body);
+    if (!params) return false;
+    const prepared = this.prepare(params);
+    if (prepared === undefined || prepared === 'yoga') return false;
+    const contextValue = this.contextFor(req.headers.authorization);
+    this.ours.add(contextValue);
+    const enveloped = yoga.getEnveloped(contextValue);
+    // A query, so executing it again in yoga after an error only reads.
+    const result = (await enveloped.execute({
+      schema: enveloped.schema,
+      document: prepared.document,
+      variableValues: params.variables,
+      operationName: params.operationName,
+      contextValue,
+    })) as ExecutionResult;
+    if (result.errors !== undefined || result.extensions !== undefined || res.headersSent) return false;
+    const text = JSON.stringify(result);
+    res.writeHead(200, {
+      'content-type': CONTENT_TYPE[req.headers.accept ?? ''] ?? 'application/json; charset=utf-8',
+      'content-length': Buffer.byteLength(text),
+    });
+    res.end(text);
+    return true;
+  }
+
+  /**
+   * The yoga plugin that teaches the fast path and runs its compiled queries. Yoga answers the first request
+   * for each query text itself; the plugin keeps the document yoga parsed (with every parse plugin, the
+   * guard's token limit among them) and whether yoga's validation (with every rule, the guard's among
+   * them) passed it. The fast path takes that query text only afterwards, so it never parses or validates
+   * anything itself, and never disturbs yoga's own caches.
+   */
+  plugin(): Plugin {
+    return {
+      onParse: ({ params }) => {
+        const source = typeof params.source === 'string' ? params.source : params.source.body;
+        return ({ result }) => {
+          if (result instanceof Error || result === null || typeof result !== 'object') return;
+          // A parse result that is not an error is a DocumentNode.
+          this.remember(this.documents, source, result as DocumentNode);
+        };
+      },
+      onValidate:
+        ({ params }) =>
+        ({ result }) =>
+          void this.validated.set(params.documentAST, result.length === 0),
+      onExecute: ({ args, setExecuteFn }) => {
+        if (!this.ours.has(args.contextValue as object)) return;
+        const compiled = this.compiledOf.get(args.document);
+        if (!compiled) return;
+        setExecuteFn((a) => compiled.query(a.rootValue, a.contextValue, a.variableValues));
+      },
+    };
+  }
+
+  /** The compiled query for this text and operation, 'yoga' when it is not for the fast path, or undefined
+   * when yoga has not seen the text yet (it answers, and the fast path learns). */
+  private prepare({ query, operationName }: Params): Prepared | undefined {
+    const cacheKey = `${operationName ?? ''}\n${query}`;
+    const known = this.prepared.get(cacheKey);
+    if (known !== undefined) return known;
+    const document = this.documents.get(query);
+    const valid = document && this.validated.get(document);
+    if (document === undefined || valid === undefined) return undefined;
+    let prepared: Prepared = 'yoga';
+    if (valid && getOperationAST(document, operationName)?.operation === 'query') {
+      const compiled = compileQuery(this.schema, document, operationName);
+      if (isCompiledQuery(compiled)) {
+        this.compiledOf.set(document, compiled);
+        prepared = { document, compiled };
+      }
+    }
+    this.remember(this.prepared, cacheKey, prepared);
+    return prepared;
+  }
+
+  /** Bounded maps: past MAX_DOCUMENTS, the oldest entry goes. */
+  private remember<T>(map: Map<string, T>, key: string, value: T): void {
+    if (map.size >= MAX_DOCUMENTS && !map.has(key)) {
+      const oldest = map.keys().next().value;
+      if (oldest !== undefined) map.delete(oldest);
+    }
+    map.set(key, value);
+  }
+}
