@@ -19,12 +19,14 @@ import { startTiercache, stop, stopAll, type Started } from './bench/processes.j
 import { newestProfile, renderSummary, summarize, type ProfileSummary } from './bench/profile.js';
 import { measurePropagation } from './bench/propagation.js';
 import { freshReads, hotReads, type ReadSetup } from './bench/reads.js';
-import { render, type Conditions, type Report } from './bench/report.js';
+import { matrixTable, render, type Conditions, type Report } from './bench/report.js';
 import type { MemoryResult } from './bench/memory.js';
 import { measureSubscriptions, renderSubscriptions } from './bench/subscriptions.js';
+import { hotMatrix, workersRows, writeRows, type MatrixRow, type MatrixSetup } from './bench/matrix.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const OUTPUT = path.join(ROOT, '.services', 'bench-latest.json');
+const MARKDOWN_OUTPUT = path.join(ROOT, '.services', 'bench-latest.md');
 const PROFILE_OUTPUT = path.join(ROOT, '.services', 'profile-latest.json');
 const PROFILE_DIR = path.join(ROOT, '.services', 'profiles');
 // tiercache's default, written down here because the run reports it and sets it explicitly.
@@ -44,6 +46,8 @@ interface Options {
   subKeys: number;
   subRate: number;
   subDuration: number;
+  workers: number;
+  matrix: number;
   build: boolean;
   /** CPU-profile the reader under the hot-read load (section 3a only) and print its top frames. */
   profile: boolean;
@@ -65,6 +69,8 @@ const DEFAULTS: Options = {
   subKeys: 1000,
   subRate: 200,
   subDuration: 10,
+  workers: 2,
+  matrix: 1,
   build: true,
   profile: false,
   profileSubscriptions: false,
@@ -88,6 +94,8 @@ const LIMITS: Record<
   subKeys: [1, 100_000, 'keys the subscribers are spread over (one key each)'],
   subRate: [1, 5000, 'writes per second during the subscription phase'],
   subDuration: [1, 60, 'seconds of writes in the subscription phase'],
+  workers: [0, 16, 'reader workers (--workers) for the scaling rows of section 5; 0: skip them'],
+  matrix: [0, 1, 'section 5: 1/10/100-key GraphQL and REST reads and write batches (0: skip)'],
 };
 
 const USAGE = `usage: npm run bench -- [--name=value ...]\n${Object.entries(LIMITS)
@@ -199,6 +207,18 @@ async function main(options: Options): Promise<void> {
   if (full.subscriptions) process.stdout.write(renderSubscriptions(full.subscriptions));
   if (subscriptionProfile)
     process.stdout.write(renderSummary(subscriptionProfile, 'subscription reader CPU profile (phase 6)'));
+  if (full.matrix.length > 0) {
+    const c = full.conditions;
+    fs.writeFileSync(
+      MARKDOWN_OUTPUT,
+      `Run \`${full.runId}\`, ${c.date}: ${c.nproc} cores (${c.cpuModel}), load average ` +
+        `${c.loadAverage.start.map((n) => n.toFixed(1)).join(' ')} at start, ` +
+        `${c.loadAverage.end.map((n) => n.toFixed(1)).join(' ')} at end; node ${c.node}; ` +
+        `${c.durationSeconds} s measured after ${c.warmupSeconds} s warm-up per row; values ${c.valueBytes} B.\n\n` +
+        `${matrixTable(full.matrix)}\n`,
+    );
+    log(`wrote ${path.relative(ROOT, MARKDOWN_OUTPUT)}`);
+  }
   log(`wrote ${path.relative(ROOT, OUTPUT)}`);
   if (leftoverPids.length > 0) process.exitCode = 1;
 }
@@ -323,6 +343,46 @@ async function measure(run: Run, o: Options): Promise<Omit<Report, 'leftoverPids
     }
   }
 
+  const matrix: MatrixRow[] = [];
+  if (o.matrix > 0) {
+    const matrixKeys = Array.from({ length: 100 }, (_, i) => `m:${i}`);
+    const matrixVersions = await setValues(
+      writer.base,
+      matrixKeys.map((key, i) => ({ key, value: valueOf(`m:${i}:`, o.valueBytes) })),
+    );
+    await waitInMemory(r1.base, matrixVersions);
+    const m: MatrixSetup = {
+      reader: r1.base,
+      writer: writer.base,
+      keys: matrixKeys,
+      connections: o.connections,
+      writeConnections: 10,
+      durationSeconds: o.duration,
+      warmupSeconds: o.warmup,
+      scratchDir: path.dirname(OUTPUT),
+      log,
+    };
+    log(`5: hot reads of 1, 10 and 100 keys, GraphQL and REST, each after its node:http baseline`);
+    matrix.push(...(await hotMatrix(m)));
+    if (o.workers > 0) {
+      log(`5: a reader with --workers=${o.workers}`);
+      const workersReader = await startTiercache(
+        'rw',
+        ['--mode=reader', `--instance-id=bench-${run.id}-rw`, `--workers=${o.workers}`],
+        run.env,
+      );
+      await eventually(
+        'the --workers reader ready',
+        async () => (await request(`${workersReader.base}/ready`)).status === 200 || undefined,
+        60_000,
+      );
+      matrix.push(...(await workersRows(workersReader.base, o.workers, m)));
+      await stop(workersReader.pid);
+    }
+    log('5: write batches of 1 and 100 entries, GraphQL and REST, 10 connections');
+    matrix.push(...(await writeRows(m)));
+  }
+
   const conditions: Conditions = {
     date: new Date().toISOString(),
     nproc: Number(spawnSync('nproc', { encoding: 'utf8' }).stdout.trim()) || os.availableParallelism(),
@@ -341,7 +401,7 @@ async function measure(run: Run, o: Options): Promise<Omit<Report, 'leftoverPids
     responseBytes: response.body.length,
     kafkaPartitions: KAFKA_PARTITIONS,
   };
-  return { runId: run.id, conditions, hot, fresh, propagation, memory, subscriptions };
+  return { runId: run.id, conditions, hot, fresh, propagation, memory, subscriptions, matrix };
 }
 
 /** One fill of a fresh memory tier in a process of its own (scripts/bench/memory.ts). */

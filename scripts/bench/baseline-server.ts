@@ -1,5 +1,5 @@
 // The hot-read baseline: a plain node:http server, in a process of its own like a reader, that answers
-// every POST with the very status, headers and body bytes a reader gave (recorded in the JSON file named by
+// every request (GET or POST) with the very status, headers and body bytes a reader gave (recorded in the JSON file named by
 // argv[2]). What a reader spends beyond this is tiercache's own cost: routing, GraphQL, the memory tier.
 //
 //   node --import tsx scripts/bench/baseline-server.ts <response.json>
@@ -26,10 +26,6 @@ function main(file: string | undefined): void {
     if (!OWN_HEADERS.has(name.toLowerCase())) headers.push(name, recorded.rawHeaders[i + 1] as string);
   }
   const server = createServer((req, res) => {
-    if (req.method !== 'POST') {
-      res.writeHead(404).end();
-      return;
-    }
     // Answered once the body is read, as the reader does: it parses the body before it can answer.
     req.resume();
     req.on('end', () => res.writeHead(recorded.status, headers).end(body));

@@ -16,12 +16,13 @@ export interface LoadResult {
 
 export interface HttpLoad {
   url: string;
-  body: string;
+  /** POST this body; without one, GET. */
+  body?: string;
   connections: number;
   durationSeconds: number;
 }
 
-/** POSTs `body` over `connections` keep-alive connections, one request in flight on each, for the duration. */
+/** POSTs `body` (or GETs) over `connections` keep-alive connections, one request in flight on each, for the duration. */
 export function httpLoad({ url, body, connections, durationSeconds }: HttpLoad): Promise<LoadResult> {
   // Latencies are taken from every response event, because autocannon's own histogram truncates to
   // whole milliseconds, too coarse for sub-millisecond answers.
@@ -34,9 +35,9 @@ export function httpLoad({ url, body, connections, durationSeconds }: HttpLoad):
         duration: durationSeconds,
         pipelining: 1,
         timeout: 10,
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body,
+        ...(body === undefined
+          ? { method: 'GET' as const }
+          : { method: 'POST' as const, headers: { 'content-type': 'application/json' }, body }),
       },
       (error, result) => {
         if (error) return reject(error);

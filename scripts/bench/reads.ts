@@ -110,7 +110,7 @@ export async function freshReads(s: ReadSetup): Promise<FreshReads> {
   };
 }
 
-async function startBaseline(scratchDir: string, response: Response): Promise<Started> {
+export async function startBaseline(scratchDir: string, response: Response): Promise<Started> {
   const file = path.join(scratchDir, `bench-response-${process.pid}.json`);
   const recorded: RecordedResponse = {
     status: response.status,

@@ -5,6 +5,7 @@ import type { PhaseResult, PropagationResult } from './propagation.js';
 import type { Distribution, Quantile } from './stats.js';
 import type { MemoryResult } from './memory.js';
 import type { SubscriptionResult } from './subscriptions.js';
+import type { MatrixRow } from './matrix.js';
 
 export interface Conditions {
   date: string;
@@ -51,6 +52,7 @@ export interface Report {
   memory: MemoryResult[];
   /** Phase 6, rendered by scripts/bench/subscriptions.ts; absent with --subscribers=0. */
   subscriptions?: SubscriptionResult;
+  matrix: MatrixRow[];
   leftoverPids: number[];
 }
 
@@ -106,6 +108,7 @@ export function render({
   fresh,
   propagation: p,
   memory,
+  matrix,
   leftoverPids,
 }: Report): string {
   const out: string[] = [];
@@ -204,6 +207,7 @@ export function render({
       `reader ${tp.meanPolls.toFixed(1)} times on average (back to back, no pause), ${tp.timedOut} timed out`,
     '',
   );
+  if (matrix.length > 0) out.push('5. hot reads, writes and workers', matrixTable(matrix), '');
   out.push(
     table(
       [
@@ -230,4 +234,23 @@ export function render({
       : `LEFTOVER processes: ${leftoverPids.join(', ')}`,
   );
   return out.join('\n') + '\n';
+}
+
+/** Section 5 as a Markdown table, the form docs/benchmarks.md keeps. */
+export function matrixTable(rows: readonly MatrixRow[]): string {
+  const lines = [
+    '| what | conn. | baseline req/s | tiercache req/s | ratio | p50 ms | p99 ms | baseline p50 / p99 ms | entries/s | failed |',
+    '|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|',
+  ];
+  for (const r of rows) {
+    const t = r.tiercache;
+    const b = r.baseline;
+    lines.push(
+      `| ${r.what} | ${r.connections} | ${b ? b.rps.toFixed(0) : '–'} | ${t.rps.toFixed(0)} | ` +
+        `${b ? ratio(t.rps / b.rps) : '–'} | ${ms(t.latencyMs.p50)} | ${ms(t.latencyMs.p99)} | ` +
+        `${b ? `${ms(b.latencyMs.p50)} / ${ms(b.latencyMs.p99)}` : '–'} | ` +
+        `${r.entriesPerSecond === undefined ? '–' : r.entriesPerSecond.toFixed(0)} | ${t.failed + (b?.failed ?? 0)} |`,
+    );
+  }
+  return lines.join('\n');
 }

@@ -22,6 +22,9 @@ const fastPathRequests = metrics.counter(
 const answeredCount = fastPathRequests.bind({ outcome: 'answered' });
 const yogaCount = fastPathRequests.bind({ outcome: 'yoga' });
 
+// Hot reads are small; a larger body goes to yoga unread (the fast path would hold it twice).
+const MAX_BODY_BYTES = 64 * 1024;
+
 /** Compiled queries kept, by query text and operation name; past it, the oldest is dropped. */
 const MAX_DOCUMENTS = 1000;
 
@@ -100,6 +103,7 @@ export class FastPath {
     const type = req.headers['content-type'];
     return (
       req.method === 'POST' &&
+      Number(req.headers['content-length']) <= MAX_BODY_BYTES &&
       (type === 'application/json' || type === 'application/json; charset=utf-8') &&
       CONTENT_TYPE[req.headers.accept ?? ''] !== undefined &&
       req.headers['content-encoding'] === undefined
