@@ -252,6 +252,7 @@ async function assemble(config: Config, undo: Undo[]): Promise<App> {
     url,
     mode: config.mode,
     instanceId: config.instanceId,
+    pid: process.pid,
     store: config.redisUrl ? 'redis' : 'embedded',
     bus: config.kafkaBrokers ? 'kafka' : 'embedded',
   });

@@ -1,7 +1,7 @@
 // The one validated, typed configuration: every setting is an environment variable and a flag (the flag
 // wins), checked at start-up with a message that names the bad setting. README's table is this list.
 import { isIP } from 'node:net';
-import { hostname } from 'node:os';
+import { availableParallelism, hostname } from 'node:os';
 
 export type Mode = 'reader' | 'writer' | 'all';
 
@@ -56,6 +56,8 @@ export interface Config {
   introspection: boolean;
   /** Plain POST application/json queries answered by the compiled fast path (src/http/fast-path.ts). */
   fastPath: boolean;
+  /** Reader processes on one port (src/workers.ts); 1: this process serves. */
+  workers: number;
   maxQueryTokens: number;
   maxQueryDepth: number;
   maxAliases: number;
@@ -124,6 +126,8 @@ const oneOf =
     return raw as T;
   };
 
+const workerCount: Parser<number> = (raw) =>
+  raw.trim() === 'auto' ? availableParallelism() : int(1, 256)(raw);
 const bool: Parser<boolean> = (raw) => {
   const v = raw.trim().toLowerCase();
   if (v === 'true' || v === '1') return true;
@@ -402,6 +406,13 @@ export const SETTINGS = [
     { boolean: true },
   ),
   setting(
+    'workers',
+    'WORKERS',
+    '1',
+    workerCount,
+    'Reader processes sharing the port, each with its own memory tier and consumer group; auto: one per core',
+  ),
+  setting(
     'fastPath',
     'FAST_PATH',
     'true',
@@ -552,6 +563,11 @@ function combinationProblems(config: Config): string[] {
       `HOST=${config.host} is reachable from other machines and this process takes writes (mode ${config.mode}), ` +
         'but WRITE_TOKENS is empty, so anyone who can connect could write: set WRITE_TOKENS, listen on ' +
         '127.0.0.1, or pass --allow-anonymous-writes to accept that',
+    );
+  if (config.workers > 1 && config.mode !== 'reader')
+    problems.push(
+      `WORKERS=${config.workers} needs --mode=reader: each worker is a reader of its own (a writer or the ` +
+        'embedded default would split its state between processes)',
     );
   if (config.feedSyncIntervalMs >= config.feedMaxLagMs)
     problems.push(

@@ -1,10 +1,12 @@
 // The one entry point: `node dist/main.js --mode=reader|writer|all --port N --host H` (flags and
-// environment variables as in README "Configuration", `--help` lists them). A start-up failure is one line
+// environment variables as in README "Configuration", `--help` lists them); with --workers=N, the primary
+// of N reader processes (src/workers.ts). A start-up failure is one line
 // on stderr naming the cause and the fix; SIGINT / SIGTERM stop within SHUTDOWN_TIMEOUT_MS, a second one
 // at once.
 import { startApp, StartupError, type App } from './app.js';
 import { ConfigError, loadConfig, usage, wantsHelp, type Config } from './config.js';
 import { log, setLogLevel } from './observability.js';
+import { runPrimary, workerIndex } from './workers.js';
 
 function fail(message: string, code: number): never {
   process.stderr.write(`tiercache: ${message}\n`);
@@ -58,6 +60,12 @@ function stopOnSignals(app: App, timeoutMs: number): void {
 async function main(): Promise<void> {
   const config = configure(process.argv.slice(2));
   setLogLevel(config.logLevel);
+  if (config.workers > 1) {
+    const index = workerIndex();
+    if (index === undefined) return runPrimary(config.workers);
+    // Its own consumer group (invariant 3: every reader receives every change).
+    config.instanceId = `${config.instanceId}-w${index}`;
+  }
   // A start-up whose every pending step was dropped would otherwise end the process silently, with 0.
   const stalled = (): never =>
     fail('start-up ended half way with nothing left to do; LOG_LEVEL=debug may say why', 1);

@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../src/config.js';
 
@@ -106,5 +107,14 @@ describe('loadConfig', () => {
       'http://localhost:3000',
     ]);
     expect(() => loadConfig([], { CORS_ORIGINS: 'https://a.example/path' })).toThrow(/CORS_ORIGINS/);
+  });
+
+  it('takes --workers as a count or auto (one per core), for readers only', () => {
+    const services = { REDIS_URL: 'redis://127.0.0.1:6379', KAFKA_BROKERS: 'a:9092' };
+    expect(loadConfig(['--mode=reader', '--workers=3'], services).workers).toBe(3);
+    expect(loadConfig(['--mode=reader', '--workers=auto'], services).workers).toBe(availableParallelism());
+    expect(loadConfig([], {}).workers).toBe(1);
+    expect(() => loadConfig(['--workers=2'], services)).toThrow(/WORKERS=2 needs --mode=reader/);
+    expect(() => loadConfig(['--mode=reader', '--workers=0'], services)).toThrow(/--workers/);
   });
 });
