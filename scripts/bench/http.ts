@@ -12,7 +12,7 @@ export interface Response {
   body: Buffer;
 }
 
-export function request(url: string, method = 'GET', body?: string): Promise<Response> {
+export function request(url: string, method = 'GET', body?: string, retried = false): Promise<Response> {
   return new Promise((resolve, reject) => {
     const headers: Record<string, string | number> = {};
     if (body !== undefined) {
@@ -27,7 +27,12 @@ export function request(url: string, method = 'GET', body?: string): Promise<Res
         resolve({ status: res.statusCode ?? 0, rawHeaders: res.rawHeaders, body: Buffer.concat(chunks) }),
       );
     });
-    req.on('error', reject);
+    req.on('error', (error: NodeJS.ErrnoException) => {
+      // A kept-alive socket the server closed while idle, as Node's documentation describes: send again once.
+      if (!retried && req.reusedSocket && error.code === 'ECONNRESET')
+        resolve(request(url, method, body, true));
+      else reject(error);
+    });
     req.end(body);
   });
 }
