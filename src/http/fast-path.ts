@@ -85,9 +85,8 @@ function paramsOf(body: Buffer): Params | undefined {
 
 export class FastPath {
   private readonly prepared = new Map<string, Prepared>();
-  /** Contexts the fast path built: only their executions use the compiled query. */
-  private readonly ours = new WeakSet<object>();
-  private readonly compiledOf = new WeakMap<DocumentNode, CompiledQuery>();
+  /** Contexts the fast path built → the compiled query their execution runs (yoga's own run as yoga does). */
+  private readonly ours = new WeakMap<object, CompiledQuery>();
   /** Query text → the document yoga parsed from it. */
   private readonly documents = new Map<string, DocumentNode>();
   /** Whether yoga's validation passed a document. */
@@ -128,7 +127,7 @@ export class FastPath {
     const prepared = this.prepare(params);
     if (prepared === undefined || prepared === 'yoga') return false;
     const contextValue = this.contextFor(req.headers.authorization);
-    this.ours.add(contextValue);
+    this.ours.set(contextValue, prepared.compiled);
     const enveloped = yoga.getEnveloped(contextValue);
     // A query, so executing it again in yoga after an error only reads.
     const result = (await enveloped.execute({
@@ -170,8 +169,7 @@ export class FastPath {
         ({ result }) =>
           void this.validated.set(params.documentAST, result.length === 0),
       onExecute: ({ args, setExecuteFn }) => {
-        if (!this.ours.has(args.contextValue as object)) return;
-        const compiled = this.compiledOf.get(args.document);
+        const compiled = this.ours.get(args.contextValue as object);
         if (!compiled) return;
         setExecuteFn((a) => compiled.query(a.rootValue, a.contextValue, a.variableValues));
       },
@@ -191,7 +189,6 @@ export class FastPath {
     if (valid && getOperationAST(document, operationName)?.operation === 'query') {
       const compiled = compileQuery(this.schema, document, operationName);
       if (isCompiledQuery(compiled)) {
-        this.compiledOf.set(document, compiled);
         prepared = { document, compiled };
       }
     }

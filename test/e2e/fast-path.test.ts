@@ -81,6 +81,8 @@ const q = (query: string, extra: Record<string, unknown> = {}, headers?: Record<
 const ENTRY = '{ key value exists source version }';
 const manyKeys = (n: number) => JSON.stringify(Array.from({ length: n }, (_, i) => `k${i}`));
 
+const TWO_OPS = 'query A { value(key: "a") { value } } query B { health { ok } }';
+
 /** [name, request, whether the fast path should answer it itself]. */
 const CORPUS: [string, Sent, boolean][] = [
   ['hot values', q(`{ values(keys: ["a", "b", "a"]) ${ENTRY} }`), true],
@@ -102,6 +104,10 @@ const CORPUS: [string, Sent, boolean][] = [
     ),
     true,
   ],
+  // One document, two operations: each name runs its own compiled operation, also after the other's.
+  ['operation A of two', q(TWO_OPS, { operationName: 'A' }), true],
+  ['operation B of two', q(TWO_OPS, { operationName: 'B' }), true],
+  ['operation A of two, again', q(TWO_OPS, { operationName: 'A' }), true],
   ['health', q('{ health { ok roles feedCurrent } }'), true],
   ['fresh read', q(`{ values(keys: ["a"], fresh: true) ${ENTRY} }`), true],
   [
