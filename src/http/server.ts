@@ -91,15 +91,11 @@ export function createHttpServer({
     }
     return connection;
   };
-  const contextFor = (
-    authorization: string | null | undefined,
-    access: Access | undefined,
-    connection: Connection,
-  ): RequestContext => ({
+  const contextFor = (access: Access, connection: Connection): RequestContext => ({
     ...roles,
     loaders: createLoaders(roles.reader),
     budget: new ResponseBudget(maxResponseBytes),
-    access: access ?? guard.access(authorization),
+    access,
     connection,
   });
   const schema = createSchema<RequestContext>({
@@ -108,7 +104,7 @@ export function createHttpServer({
   });
   // Queries only: a fast-path request never subscribes, so it is a connection of its own.
   const fast = fastPath
-    ? new FastPath(schema, (authorization) => contextFor(authorization, undefined, new Connection()))
+    ? new FastPath(schema, (authorization) => contextFor(guard.access(authorization), new Connection()))
     : null;
   const yoga = createYoga<object, RequestContext>({
     schema,
@@ -132,7 +128,10 @@ export function createHttpServer({
     ],
     // Operations over WebSocket arrive with their socket's access and connection (src/http/websocket.ts).
     context: ({ request, access, connection }: YogaInitial) =>
-      contextFor(request.headers.get('authorization'), access, connection ?? connectionOf(request)),
+      contextFor(
+        access ?? guard.access(request.headers.get('authorization')),
+        connection ?? connectionOf(request),
+      ),
     logging: {
       debug: (...args) => log.debug('yoga', { args }),
       info: (...args) => log.info('yoga', { args }),
