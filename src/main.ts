@@ -26,35 +26,49 @@ function configure(argv: readonly string[]): Config {
   }
 }
 
-function stopOnSignals(app: App, timeoutMs: number): void {
+/**
+ * SIGINT / SIGTERM stop the process within `timeoutMs`; a second one exits at once. Installed before
+ * start-up, so that a signal arriving while (or just after) the app starts is ours to handle, not Node's
+ * default (which ends the process at once, leaving consumer groups and connections behind).
+ */
+function stopOnSignals(timeoutMs: number): { started(app: App): void } {
+  let app: App | null = null;
   let stopping = false;
-  const stop = (signal: NodeJS.Signals): void => {
-    if (stopping) {
-      // The operator does not want to wait: leave now, saying what is left undone.
-      fail(`${signal} again: exiting now; not done: ${app.pendingClose().join(', ') || 'nothing'}`, 130);
-    }
-    stopping = true;
-    log.info('stopping', { signal, timeoutMs });
-    const timer = setTimeout(() => {
-      log.error('stop ran out of time; exiting without finishing', {
-        timeoutMs,
-        notDone: app.pendingClose(),
-      });
-      process.exit(1);
-    }, timeoutMs);
-    app.close().then(
-      () => {
-        clearTimeout(timer);
-        process.exit(0);
-      },
+  const close = (running: App): void => {
+    running.close().then(
+      () => process.exit(0),
       (error: unknown) => {
-        log.error('unclean stop', { error, notDone: app.pendingClose() });
+        log.error('unclean stop', { error, notDone: running.pendingClose() });
         process.exit(1);
       },
     );
   };
+  const stop = (signal: NodeJS.Signals): void => {
+    if (stopping) {
+      // The operator does not want to wait: leave now, saying what is left undone.
+      const notDone = app ? app.pendingClose().join(', ') || 'nothing' : 'start-up';
+      fail(`${signal} again: exiting now; not done: ${notDone}`, 130);
+    }
+    stopping = true;
+    log.info('stopping', { signal, timeoutMs });
+    setTimeout(() => {
+      log.error('stop ran out of time; exiting without finishing', {
+        timeoutMs,
+        notDone: app ? app.pendingClose() : ['start-up'],
+      });
+      process.exit(1);
+    }, timeoutMs);
+    if (app) close(app);
+  };
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
+  return {
+    started(running) {
+      app = running;
+      // A signal that came during start-up: stop now that there is something to close.
+      if (stopping) close(running);
+    },
+  };
 }
 
 async function main(): Promise<void> {
@@ -70,6 +84,7 @@ async function main(): Promise<void> {
   const stalled = (): never =>
     fail('start-up ended half way with nothing left to do; LOG_LEVEL=debug may say why', 1);
   process.once('beforeExit', stalled);
+  const signals = stopOnSignals(config.shutdownTimeoutMs);
   let app: App;
   try {
     app = await startApp(config);
@@ -83,7 +98,7 @@ async function main(): Promise<void> {
       1,
     );
   }
-  stopOnSignals(app, config.shutdownTimeoutMs);
+  signals.started(app);
 }
 
 void main();

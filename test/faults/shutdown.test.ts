@@ -65,7 +65,13 @@ async function startApp(): Promise<RunningTiercache> {
 
 /** Sends the signals, spaced by `gapMs`, and resolves with how long the process took to exit and its code. */
 async function stopWith(app: RunningTiercache, signals: NodeJS.Signals[], gapMs = 300) {
-  const exited = new Promise<number | null>((resolve) => app.process.once('exit', (code) => resolve(code)));
+  // An exit by signal (code null) means the signal met Node's default action, not tiercache's handler.
+  const exited = new Promise<number | null>((resolve) =>
+    app.process.once('exit', (code, signal) => {
+      if (code === null) console.log(`[shutdown] ended by ${signal} without handling it:\n${app.output()}`);
+      resolve(code);
+    }),
+  );
   const started = performance.now();
   for (const [i, signal] of signals.entries()) {
     if (i > 0) await new Promise((resolve) => setTimeout(resolve, gapMs));
