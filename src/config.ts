@@ -441,7 +441,7 @@ export const SETTINGS = [
     'MAX_RESPONSE_BYTES',
     String(64 * MiB),
     int(1024),
-    'Most key and value bytes (UTF-8) one answer may carry; `RESPONSE_TOO_LARGE` past it',
+    'Most key and value bytes one answer may carry, as UTF-8 JSON (escapes counted); `RESPONSE_TOO_LARGE` past it',
   ),
   setting(
     'httpRequestTimeoutMs',

@@ -130,6 +130,23 @@ export function checkDelete(keys: readonly string[], limits: Limits): void {
  * value (UTF-8) counted each time the answer repeats it (aliases, duplicate keys), so an answer that would
  * be too large is refused instead of built.
  */
+// JSON writes a quote or a backslash as two characters and a control character as two (\n) or six
+// (\u0001): a budget of raw bytes would let values of control characters make an answer six times its bound.
+// eslint-disable-next-line no-control-regex -- the characters JSON escapes are the point
+const ESCAPED = /["\\\u0000-\u001f]/;
+// eslint-disable-next-line no-control-regex -- likewise
+const ESCAPED_ALL = /["\\\u0000-\u001f]/g;
+const SHORT_ESCAPES = '"\\\b\f\n\r\t';
+
+/** UTF-8 bytes of `text` once written inside a JSON string (without its quotes). */
+export function jsonStringBytes(text: string): number {
+  const bytes = utf8Bytes(text);
+  if (!ESCAPED.test(text)) return bytes;
+  let extra = 0;
+  for (const [char] of text.matchAll(ESCAPED_ALL)) extra += SHORT_ESCAPES.includes(char) ? 1 : 5;
+  return bytes + extra;
+}
+
 export class ResponseBudget {
   private spent = 0;
   // A key asked for twice shares one result object: measure it once.
@@ -140,14 +157,14 @@ export class ResponseBudget {
     for (const result of results) {
       let size = this.sizes.get(result);
       if (size === undefined) {
-        size = utf8Bytes(result.key) + (result.value === null ? 0 : utf8Bytes(result.value));
+        size = jsonStringBytes(result.key) + (result.value === null ? 0 : jsonStringBytes(result.value));
         this.sizes.set(result, size);
       }
       this.spent += size;
     }
     if (this.spent > this.maxBytes) {
       throw new ResponseTooLarge(
-        `the answer would carry more than ${this.maxBytes} bytes of keys and values (MAX_RESPONSE_BYTES); ask for fewer keys`,
+        `the answer would carry more than ${this.maxBytes} bytes of keys and values as JSON (MAX_RESPONSE_BYTES); ask for fewer keys`,
       );
     }
   }

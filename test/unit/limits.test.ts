@@ -8,6 +8,8 @@ import {
   checkWrite,
   InvalidInput,
   ResponseBudget,
+  jsonStringBytes,
+  ResponseTooLarge,
   type Limits,
 } from '../../src/domain/limits.js';
 
@@ -125,5 +127,29 @@ describe('limits at their boundaries', () => {
       throw new Error('expected ResponseTooLarge');
     })();
     expect(thrown.name).toBe('ResponseTooLarge');
+  });
+});
+
+describe('jsonStringBytes', () => {
+  it('counts what JSON.stringify writes between the quotes, escapes included', () => {
+    for (const text of [
+      '',
+      'plain',
+      'é🦀',
+      '"',
+      '\\',
+      '\n\t\r\b\f',
+      '\u0000\u0001\u001f',
+      'a"b\u0002c\\',
+      '\u007f',
+    ]) {
+      expect(jsonStringBytes(text), JSON.stringify(text)).toBe(Buffer.byteLength(JSON.stringify(text)) - 2);
+    }
+  });
+
+  it('makes the response budget count control characters as the six bytes they become', () => {
+    const value = '\u0001'.repeat(1000); // 1,000 bytes raw, 6,000 as JSON
+    expect(() => new ResponseBudget(5_000).spend([{ key: 'k', value }])).toThrow(ResponseTooLarge);
+    expect(() => new ResponseBudget(6_001).spend([{ key: 'k', value }])).not.toThrow();
   });
 });
