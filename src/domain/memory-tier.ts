@@ -7,6 +7,11 @@
 // watched from before the fetch is sent, and the newest version announced while it was in flight is its
 // floor. A fetch that started after a change was applied cannot return older data, because the store
 // commits before the change is announced.
+//
+// "Seen" must also survive eviction for changes: a change that arrives late (a dead writer's batch announced
+// by the relay that took it over, a replay) for a key the tier has since evicted, expired or cleared would
+// otherwise enter as if it were the newest. So the tier remembers the newest version it ever let go of (its
+// horizon), and a change older than that is not taken for a key it does not hold: the next read fetches it.
 import { LRUCache } from 'lru-cache';
 import { systemClock, type Clock } from './clock.js';
 import { isAtLeast, utf8Bytes, type Change, type StoredEntry, type Version } from './entry.js';
@@ -71,6 +76,8 @@ export class MemoryTier {
   private readonly clock: Clock;
   /** Keys with a fetch in flight → how many fetches, and the newest version announced meanwhile. */
   private readonly watched = new Map<string, { fetches: number; floor: Version | undefined }>();
+  /** The newest version of any entry the tier has let go of (evicted, expired, deleted or cleared). */
+  private horizon: Version | undefined;
 
   constructor(private readonly options: MemoryTierOptions) {
     this.clock = options.clock ?? systemClock;
@@ -84,6 +91,10 @@ export class MemoryTier {
       // Every TTL check reads the injected clock, so tests can move time without sleeping.
       ttlResolution: 0,
       perf: { now: () => this.clock.now() },
+      // 'set' replaces an entry with a newer one: nothing is forgotten then.
+      dispose: (packed, _key, reason) => {
+        if (reason !== 'set') this.horizon = maxVersion(this.horizon, versionOf(packed) ?? undefined);
+      },
     });
   }
 
@@ -155,6 +166,8 @@ export class MemoryTier {
     const newest = maxVersion(w?.floor, (held === undefined ? null : versionOf(held)) ?? undefined);
     if (w) w.floor = maxVersion(w.floor, change.version);
     if (!isAtLeast(change.version, newest)) return;
+    // Not held, and older than something the tier forgot: it may be older than what the key had.
+    if (held === undefined && this.horizon !== undefined && change.version < this.horizon) return;
     switch (change.op) {
       case 'set':
         this.hold(

@@ -54,6 +54,39 @@ describe('MemoryTier', () => {
     expect(t.lookup('k')?.value).toBe('new');
   });
 
+  it('does not take a late change for a key it let go of (evicted, expired, cleared) if it is older than that', () => {
+    const set = (key: string, version: bigint) =>
+      ({ op: 'set', key, version, value: `${key}@${version}`, expiresAt: null }) as const;
+    // Evicted: v5 of a goes when b arrives; a late v3 of a (a replay) must not come back as the newest.
+    const evicting = tier({ maxEntries: 1 }).t;
+    evicting.apply(set('a', 5n));
+    evicting.apply(set('b', 6n));
+    evicting.apply(set('a', 3n));
+    expect(evicting.lookup('a')).toBeUndefined();
+    // The same version again, or a newer one, is taken.
+    evicting.apply(set('a', 5n));
+    expect(evicting.lookup('a')?.version).toBe(5n);
+
+    // Expired, and cleared: the same rule, for a key that was never held too (it may have been older).
+    const { t, clock } = tier({ ttlMs: 1000 });
+    t.apply(set('x', 10n));
+    clock.advance(1001);
+    expect(t.purgeExpired()).toBe(1);
+    t.apply(set('x', 9n));
+    expect(t.lookup('x')).toBeUndefined();
+    t.apply(set('y', 20n));
+    t.clear();
+    t.apply({ op: 'delete', key: 'y', version: 19n });
+    t.apply(set('z', 19n));
+    expect([t.lookup('y'), t.lookup('z')]).toEqual([undefined, undefined]);
+    t.apply(set('z', 21n));
+    expect(t.lookup('z')?.version).toBe(21n);
+    // Replacing an entry forgets nothing: an older change for another key still enters.
+    t.apply(set('z', 22n));
+    t.apply(set('w', 21n));
+    expect(t.lookup('w')?.version).toBe(21n);
+  });
+
   it('rejects a late fill older than what it holds and answers the newer value', () => {
     const { t } = tier();
     t.watch('k');
