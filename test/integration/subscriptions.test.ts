@@ -384,6 +384,12 @@ describe('a slow subscriber', () => {
     const fastPrefix = collect(subscribe([], base));
     let last: Version[] = [];
     let rounds = 0;
+    // Each round waits until the reader has applied it: unpaced, a writer outruns a loaded machine's
+    // consumer by minutes of backlog, and the test would measure that backlog instead of the slow client.
+    const applied = new Set<Version>();
+    const stopWatching = reader.onApplied((changes) => {
+      for (const c of changes) applied.add(c.version);
+    });
     const writeRound = async () => {
       const committed = await writer.setValues(
         keys.map((key) => ({ key, value: `r${rounds}` })),
@@ -391,6 +397,7 @@ describe('a slow subscriber', () => {
       );
       rounds++;
       last = committed.map((c) => c.version);
+      await until(`round ${rounds} to be applied`, () => last.every((v) => applied.has(v)), 60_000);
     };
     while (rounds < 100) await writeRound();
     // Changes go on until the slow subscriber is found out (its buffer has been full long enough).
@@ -429,6 +436,7 @@ describe('a slow subscriber', () => {
         `${error.message}: ${behind.length} keys behind, e.g. ${key} at ${b.get(key)} of ${final.get(key)}; feed current: ${reader.feedCurrent}`,
       );
     });
+    stopWatching();
     expect(fastPrefix.values().length).toBeGreaterThan(100);
     expect(rounds * keys.length).toBeGreaterThanOrEqual(10_000);
     const slow = collect(slowIterator);
