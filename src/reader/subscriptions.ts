@@ -250,12 +250,14 @@ export class LiveSubscriptions {
     const arm = (): void => {
       const timer = setTimeout(
         () => {
-          if (Date.now() < expiresAt) return arm();
+          // Redis drops a key once its clock is past the deadline, not at it: an EXPIRE sent at the deadline
+          // itself could name a key that still reads back.
+          if (Date.now() <= expiresAt) return arm();
           this.expiries.delete(key);
           if (this.index.watches(key))
             this.deliver({ key, value: null, version, op: 'EXPIRE', initial: false, expiresAt: null });
         },
-        Math.min(Math.max(0, expiresAt - Date.now()), MAX_TIMER_MS),
+        Math.min(Math.max(1, expiresAt + 1 - Date.now()), MAX_TIMER_MS),
       );
       timer.unref();
       this.expiries.set(key, { version, timer });
