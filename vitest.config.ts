@@ -30,6 +30,17 @@ export default defineConfig({
           hookTimeout: 240_000,
         },
       },
+      {
+        // Redis Cluster (3 masters + 3 replicas) on loopback; each file starts its own, so one file at a time.
+        // CI runs it once, not per Node line.
+        test: {
+          name: 'cluster',
+          include: ['test/cluster/**/*.test.ts'],
+          fileParallelism: false,
+          testTimeout: 120_000,
+          hookTimeout: 180_000,
+        },
+      },
       // A real browser (Debian's chromium) on the embedded default: run once per CI run.
       {
         test: {

@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describeKafka, ensureKafka, KAFKA } from './kafka.js';
 import { errorMessage, log, stopPid, type Service } from './processes.js';
-import { ensureRedis, pingRedis, REDIS } from './redis.js';
+import { ensureRedis, pingRedis, REDIS, stopRedisCluster } from './redis.js';
 import { DIR, FILES, readState, withLock, writeEnvFile, writeState, type ServicesEnv } from './state.js';
 
 export type { ServicesEnv } from './state.js';
@@ -59,10 +59,13 @@ export async function servicesDown(): Promise<void> {
   }
   await withLock(async () => {
     const state = readState();
-    if (state.redis?.pid === undefined && state.kafka?.pid === undefined) log('nothing to stop');
+    if (state.redis?.pid === undefined && state.kafka?.pid === undefined && !state.redisCluster) {
+      log('nothing to stop');
+    }
     await Promise.all([
       state.redis?.pid === undefined ? undefined : stopPid(REDIS, state.redis.pid),
       state.kafka?.pid === undefined ? undefined : stopPid(KAFKA, state.kafka.pid),
+      state.redisCluster ? stopRedisCluster(state) : undefined,
     ]);
     // Ports stay recorded so that the next `up` can reuse them and the Kafka data formatted for them.
     delete state.redis?.pid;

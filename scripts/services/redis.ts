@@ -1,14 +1,19 @@
 // Redis for tests and local runs: Debian's redis-server (installed with apt-get when missing and allowed),
 // started on a loopback port with append-only persistence and its data in a directory of ours.
+import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import {
   answers,
   commandWorks,
+  errorMessage,
   freePort,
+  freePorts,
   isOurProcess,
   isPortFree,
+  killPid,
   log,
   run,
   spawnDetached,
@@ -31,7 +36,12 @@ export function redisUrlFor(port: number): string {
  * from an earlier run is loaded again: that is how a restart after a crash is tested). `onSpawn` learns the
  * pid before the wait, so a caller can stop a server that never answers. Resolves once it answers PING.
  */
-export async function spawnRedis(dir: string, port: number, onSpawn: (pid: number) => void): Promise<number> {
+export async function spawnRedis(
+  dir: string,
+  port: number,
+  onSpawn: (pid: number) => void,
+  extraConfig: readonly string[] = [],
+): Promise<number> {
   const binary = ensureRedisInstalled();
   fs.mkdirSync(dir, { recursive: true });
   const conf = path.join(dir, 'redis.conf');
@@ -46,6 +56,7 @@ export async function spawnRedis(dir: string, port: number, onSpawn: (pid: numbe
       // Quoted: redis splits config lines on spaces, and project paths may contain them.
       `dir "${dir}"`,
       'appendonly yes',
+      ...extraConfig,
       '',
     ].join('\n'),
   );
@@ -128,6 +139,12 @@ function ensureRedisInstalled(): string {
 }
 
 export async function pingRedis(url: string): Promise<void> {
+  const reply = await askRedis(url, ['PING']);
+  if (reply !== 'PONG') throw new Error(`unexpected PING reply ${JSON.stringify(reply)}`);
+}
+
+/** One command on a short-lived connection of its own, failing fast (no retries, no offline queue). */
+async function askRedis(url: string, command: [string, ...string[]]): Promise<unknown> {
   const client = new Redis(url, {
     lazyConnect: true,
     connectTimeout: 2_000,
@@ -142,11 +159,256 @@ export async function pingRedis(url: string): Promise<void> {
   });
   try {
     await client.connect();
-    const reply = await client.ping();
-    if (reply !== 'PONG') throw new Error(`unexpected PING reply ${JSON.stringify(reply)}`);
+    return await client.call(...command);
   } catch (error) {
     throw socketError ?? error;
   } finally {
     client.disconnect();
   }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Redis Cluster: 3 masters + 3 replicas of redis-server on loopback, created with `redis-cli --cluster create`.
+
+export const REDIS_CLUSTER_MASTERS = 3;
+const REDIS_CLUSTER_SIZE = 2 * REDIS_CLUSTER_MASTERS;
+const CLUSTER_SLOTS = 16384;
+const CLUSTER_READY_MS = 60_000;
+const CLUSTER_CREATE_MS = 60_000;
+/**
+ * How long a master may be silent before its replicas promote one of themselves. Redis's default (15 s) is
+ * for networks; on loopback a few seconds keeps failovers quick and still far above a loaded machine's stalls.
+ */
+export const REDIS_CLUSTER_NODE_TIMEOUT_MS = 3_000;
+
+export interface RedisClusterNode {
+  readonly port: number;
+  /** The node's current process; a restart replaces it. */
+  pid: number;
+  /** Its config, nodes.conf, append-only file and log. */
+  readonly dir: string;
+}
+
+export interface RunningRedisCluster {
+  /** Every node as host:port, the form REDIS_CLUSTER_NODES takes. */
+  readonly nodes: string[];
+  readonly members: readonly RedisClusterNode[];
+  /** kill -9 the node on `port`, as a crash: no shutdown, no flush. */
+  kill(port: number): Promise<void>;
+  /** Starts the node on `port` again with its data and nodes.conf: it rejoins the cluster by itself. */
+  restart(port: number): Promise<void>;
+  /** Stops every node it started (SIGTERM, then SIGKILL after REDIS.stopMs) and removes `dir`. */
+  stop(): Promise<void>;
+}
+
+export interface RedisClusterOptions {
+  /** Learns every pid before the start waits on it, so that a caller can stop a cluster that never forms. */
+  onSpawn?: (node: { port: number; pid: number }) => void;
+  nodeTimeoutMs?: number;
+}
+
+export function clusterNodesFor(ports: readonly number[]): string[] {
+  return ports.map((port) => `127.0.0.1:${port}`);
+}
+
+/**
+ * Starts a new Redis Cluster under `dir` (emptied first; one directory per node, named after its port):
+ * 6 redis-servers with `cluster-enabled yes` and append-only persistence on free loopback ports, joined by
+ * `redis-cli --cluster create … --cluster-replicas 1`. Resolves once every node reports `cluster_state:ok`
+ * with all 16384 slots served, 3 masters each have a replica, and every replica's link to its master is up.
+ */
+export async function startRedisCluster(
+  dir: string,
+  options: RedisClusterOptions = {},
+): Promise<RunningRedisCluster> {
+  ensureRedisInstalled();
+  if (!commandWorks('redis-cli', ['--version'])) {
+    throw new Error(
+      'redis-cli is missing (Debian/Ubuntu: `sudo apt-get install redis-tools`); it creates the cluster',
+    );
+  }
+  // A free port can be taken between asking the OS and a node binding it; new ports fix that.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startClusterOnce(dir, options);
+    } catch (error) {
+      if (attempt >= 3 || !errorMessage(error).includes('Address already in use')) throw error;
+      log(`a Redis Cluster port was taken meanwhile; retrying on others`);
+    }
+  }
+}
+
+async function startClusterOnce(dir: string, options: RedisClusterOptions): Promise<RunningRedisCluster> {
+  fs.rmSync(dir, { recursive: true, force: true });
+  const nodeTimeoutMs = options.nodeTimeoutMs ?? REDIS_CLUSTER_NODE_TIMEOUT_MS;
+  const members: RedisClusterNode[] = [];
+  const busPorts = new Map<number, number>();
+  const spawnNode = async (port: number): Promise<void> => {
+    const nodeDir = path.join(dir, String(port));
+    const known = members.find((member) => member.port === port);
+    await spawnRedis(
+      nodeDir,
+      port,
+      (pid) => {
+        if (known) known.pid = pid;
+        else members.push({ port, pid, dir: nodeDir });
+        options.onSpawn?.({ port, pid });
+      },
+      [
+        'cluster-enabled yes',
+        // Relative to `dir` above; each node writes its own view of the cluster there.
+        'cluster-config-file nodes.conf',
+        `cluster-node-timeout ${nodeTimeoutMs}`,
+        // The bus port is the client port + 10000 by default, which need not be free (nor below 65536).
+        `cluster-port ${busPorts.get(port)}`,
+      ],
+    );
+  };
+  const stop = async (): Promise<void> => {
+    await Promise.allSettled(members.map((member) => stopPid(REDIS, member.pid)));
+    fs.rmSync(dir, { recursive: true, force: true });
+  };
+
+  try {
+    const free = await freePorts(2 * REDIS_CLUSTER_SIZE);
+    const ports = free.slice(0, REDIS_CLUSTER_SIZE);
+    ports.forEach((port, i) => busPorts.set(port, free[REDIS_CLUSTER_SIZE + i] ?? 0));
+    await Promise.all(ports.map(spawnNode));
+    const nodes = clusterNodesFor(ports);
+    // Masters are the first three given, each replicated by one of the other three.
+    await runAsync(
+      'redis-cli',
+      ['--cluster', 'create', ...nodes, '--cluster-replicas', '1', '--cluster-yes'],
+      CLUSTER_CREATE_MS,
+    );
+    await waitForCluster(members, CLUSTER_READY_MS);
+    return {
+      nodes,
+      members,
+      kill: async (port) => {
+        const member = members.find((candidate) => candidate.port === port);
+        if (!member) throw new Error(`no node of this cluster listens on ${port}`);
+        await killPid(REDIS, member.pid);
+      },
+      restart: spawnNode,
+      stop,
+    };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}
+
+/**
+ * The project's Redis Cluster (under .services/redis-cluster): the recorded one if all its nodes still run and
+ * it is healthy, else a new one (a cluster is created fresh: its data does not outlive `services:down`).
+ * Returns the seeds for REDIS_CLUSTER_NODES, comma-separated.
+ */
+export async function ensureRedisCluster(state: State, onSpawn: (pid: number) => void): Promise<string> {
+  const recorded = state.redisCluster;
+  if (recorded) {
+    const alive = recorded.nodes.filter((node) => node.pid !== undefined && isOurProcess(REDIS, node.pid));
+    if (alive.length === REDIS_CLUSTER_SIZE && (await answers(() => checkCluster(recorded.nodes)))) {
+      log(`Redis Cluster already running (ports ${recorded.nodes.map((node) => node.port).join(', ')})`);
+      return clusterNodesFor(recorded.nodes.map((node) => node.port)).join(',');
+    }
+    if (alive.length > 0) log('the recorded Redis Cluster is not whole or not healthy; replacing it');
+    await stopRedisCluster(state);
+  }
+  state.redisCluster = { nodes: [] };
+  const cluster = await startRedisCluster(FILES.redisClusterDir, {
+    onSpawn: ({ port, pid }) => {
+      onSpawn(pid);
+      state.redisCluster?.nodes.push({ port, pid });
+      writeState(state);
+    },
+  });
+  log(`Redis Cluster started (${cluster.nodes.join(', ')})`);
+  return cluster.nodes.join(',');
+}
+
+/** Stops the recorded cluster's nodes (only pids that are still redis-servers) and forgets them. */
+export async function stopRedisCluster(state: State): Promise<void> {
+  const nodes = state.redisCluster?.nodes ?? [];
+  await Promise.all(nodes.map((node) => (node.pid === undefined ? undefined : stopPid(REDIS, node.pid))));
+  delete state.redisCluster;
+  writeState(state);
+}
+
+async function waitForCluster(members: readonly RedisClusterNode[], timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  for (;;) {
+    const dead = members.find((member) => !isOurProcess(REDIS, member.pid));
+    if (dead) {
+      const logFile = path.join(dead.dir, 'redis.log');
+      throw new Error(
+        `Redis Cluster node ${dead.port} (pid ${dead.pid}) exited.\n--- tail of ${logFile} ---\n${tail(logFile)}`,
+      );
+    }
+    try {
+      await checkCluster(members);
+      return;
+    } catch (error) {
+      lastError = error;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(
+        `the Redis Cluster did not become healthy within ${timeoutMs / 1000} s: ${errorMessage(lastError)}`,
+      );
+    }
+    await sleep(250);
+  }
+}
+
+/** Throws, saying what is missing, unless every node sees a whole, healthy cluster of 3 replicated masters. */
+async function checkCluster(members: readonly { port: number }[]): Promise<void> {
+  await Promise.all(
+    members.map(async ({ port }) => {
+      const url = redisUrlFor(port);
+      const info = parseInfo(String(await askRedis(url, ['CLUSTER', 'INFO'])));
+      const expected: Record<string, string> = {
+        cluster_state: 'ok',
+        cluster_slots_ok: String(CLUSTER_SLOTS),
+        cluster_known_nodes: String(REDIS_CLUSTER_SIZE),
+        cluster_size: String(REDIS_CLUSTER_MASTERS),
+      };
+      for (const [field, value] of Object.entries(expected)) {
+        if (info[field] !== value)
+          throw new Error(`node ${port}: ${field} is ${info[field] ?? 'missing'}, not ${value}`);
+      }
+      const replication = parseInfo(String(await askRedis(url, ['INFO', 'replication'])));
+      if (replication.role === 'slave' && replication.master_link_status !== 'up') {
+        throw new Error(
+          `node ${port}: its link to its master is ${replication.master_link_status ?? 'missing'}`,
+        );
+      }
+      if (replication.role === 'master' && replication.connected_slaves !== '1') {
+        throw new Error(
+          `node ${port}: a master with ${replication.connected_slaves ?? 'no'} replicas, not 1`,
+        );
+      }
+    }),
+  );
+}
+
+/** `field:value` lines of INFO / CLUSTER INFO. */
+function parseInfo(text: string): Record<string, string> {
+  const fields: Record<string, string> = {};
+  for (const line of text.split('\r\n')) {
+    const at = line.indexOf(':');
+    if (at > 0) fields[line.slice(0, at)] = line.slice(at + 1);
+  }
+  return fields;
+}
+
+/** Like run(), without blocking the event loop (a test worker's other timers go on), and bounded in time. */
+function runAsync(command: string, args: string[], timeoutMs: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile(command, args, { timeout: timeoutMs, encoding: 'utf8' }, (error, stdout, stderr) => {
+      if (error)
+        reject(new Error(`\`${command} ${args.join(' ')}\` failed: ${error.message}\n${stdout}${stderr}`));
+      else resolve(`${stdout}${stderr}`);
+    });
+  });
 }

@@ -19,6 +19,8 @@ export const FILES = {
   state: path.join(DIR, 'state.json'),
   env: path.join(DIR, 'env'),
   redisDir: path.join(DIR, 'redis'),
+  /** One directory per node, named after its port. */
+  redisClusterDir: path.join(DIR, 'redis-cluster'),
   kafkaDir: path.join(DIR, 'kafka'),
   /** The broker's jars, shared by every Kafka this project runs (the fault suite's too). */
   kafkaLib: path.join(DIR, 'kafka', 'lib'),
@@ -38,9 +40,14 @@ export interface KafkaRecord {
   port: number;
   controllerPort: number;
 }
+/** A Redis Cluster's nodes (`npm run services:up -- --cluster`), each one redis-server of ours. */
+export interface RedisClusterRecord {
+  nodes: RedisRecord[];
+}
 export interface State {
   redis?: RedisRecord;
   kafka?: KafkaRecord;
+  redisCluster?: RedisClusterRecord;
 }
 
 function isErrno(error: unknown, code: string): boolean {
@@ -62,6 +69,18 @@ export function readState(): State {
     const redis = parsed.redis;
     if (isRecord(redis) && isPort(redis.port)) {
       state.redis = { port: redis.port, ...(isPid(redis.pid) ? { pid: redis.pid } : {}) };
+    }
+    const cluster = parsed.redisCluster;
+    if (isRecord(cluster) && Array.isArray(cluster.nodes)) {
+      const nodes = cluster.nodes.filter(
+        (node): node is Record<string, unknown> => isRecord(node) && isPort(node.port),
+      );
+      state.redisCluster = {
+        nodes: nodes.map((node) => ({
+          port: node.port as number,
+          ...(isPid(node.pid) ? { pid: node.pid } : {}),
+        })),
+      };
     }
     const kafka = parsed.kafka;
     if (isRecord(kafka) && isPort(kafka.port) && isPort(kafka.controllerPort)) {
