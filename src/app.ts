@@ -71,7 +71,8 @@ function rootMessage(error: unknown): string {
   for (let depth = 0; depth < 5; depth++) {
     const inner =
       current instanceof Error
-        ? (current.cause ?? (current as { originalError?: unknown }).originalError)
+        ? // kafkajs's retry errors keep the failure they wrap in originalError, a field Error does not declare.
+          (current.cause ?? (current as { originalError?: unknown }).originalError)
         : null;
     if (!(inner instanceof Error)) break;
     current = inner;
@@ -94,6 +95,7 @@ async function checkPortFree(config: Config): Promise<void> {
 }
 
 function listenError(error: Error, config: Config): Error {
+  // server.listen fails with a system error (code EADDRINUSE, EACCES, ...); any other has no code: undefined.
   const code = (error as NodeJS.ErrnoException).code;
   const where = `port ${config.port} on ${config.host}`;
   if (code === 'EADDRINUSE')

@@ -15,10 +15,10 @@ export interface Logger {
   child(bindings: Record<string, unknown>): Logger;
 }
 
-const LEVELS: readonly string[] = ['debug', 'info', 'warn', 'error'];
-const initialLevel = LEVELS.includes(process.env.LOG_LEVEL ?? '')
-  ? (process.env.LOG_LEVEL as LogLevel)
-  : 'info';
+const LEVELS: readonly LogLevel[] = ['debug', 'info', 'warn', 'error'];
+const isLevel = (name: string | undefined): name is LogLevel => LEVELS.some((level) => level === name);
+const levelFromEnv = process.env.LOG_LEVEL;
+const initialLevel: LogLevel = isLevel(levelFromEnv) ? levelFromEnv : 'info';
 
 /** pino-pretty is a dev dependency: a terminal gets it where it is installed, production never needs it. */
 async function prettyStream(): Promise<DestinationStream | null> {

@@ -539,6 +539,7 @@ class KafkaLog {
 function silenceKafkajsNegativeTimeout(): void {
   const emit = process.emitWarning.bind(process);
   const filtered = (warning: string | Error, ...rest: unknown[]): void => {
+    // emitWarning's second argument is the warning's type, or an options object that may carry it.
     const type = typeof rest[0] === 'string' ? rest[0] : (rest[0] as { type?: unknown } | undefined)?.type;
     const name = warning instanceof Error ? warning.name : type;
     if (
@@ -556,6 +557,8 @@ silenceKafkajsNegativeTimeout();
 /** Whether kafkajs gave up because the topic or its leaders are not known yet (it is being created). */
 function isTopicNotReady(error: unknown): boolean {
   for (let e = error, depth = 0; e instanceof Error && depth < 5; depth++) {
+    // kafkajs's errors add fields Error does not declare: a protocol error's type, a retry error's
+    // originalError. Each is only compared or followed, so any value (or none) is safe.
     const type = (e as { type?: unknown }).type;
     if (type === 'UNKNOWN_TOPIC_OR_PARTITION' || type === 'LEADER_NOT_AVAILABLE') return true;
     e = (e as { cause?: unknown; originalError?: unknown }).originalError ?? e.cause;

@@ -427,6 +427,7 @@ export class RedisOutbox implements Outbox {
       .exec();
     const failed = replies?.find(([error]) => error !== null)?.[0];
     if (!replies || failed) throw failed ?? new Error('the outbox backlog transaction was aborted');
+    // exec() types every reply unknown; these are the four commands' replies in order (errors ruled out above).
     const [[, entries], [, bytes], [, oldest], [, time]] = replies as [
       [null, number],
       [null, string | null],

@@ -170,6 +170,7 @@ export class EventQueue {
   take(): ValueEvent | undefined {
     if (this.length === 0) return undefined;
     const index = this.head;
+    // Only slots before head are emptied: the one at head holds a waiting event (length > 0).
     const event = this.items[index] as ValueEvent;
     this.items[index] = undefined;
     this.head++;

@@ -67,6 +67,7 @@ export function createResolvers(limits: Limits): Resolvers<RequestContext> {
         try {
           checkKey(key, 'key', limits);
           const results = readAll(reader, ctx.loaders, [key], fresh === true);
+          // One result per key asked: results[0] is there.
           if (Array.isArray(results)) return (ctx.budget.spend(results), results[0]!);
           return results.then((r) => (ctx.budget.spend(r), r[0]!)).catch(fail);
         } catch (error) {

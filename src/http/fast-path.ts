@@ -129,7 +129,8 @@ export class FastPath {
     const contextValue = this.contextFor(req.headers.authorization);
     this.ours.set(contextValue, prepared.compiled);
     const enveloped = yoga.getEnveloped(contextValue);
-    // A query, so executing it again in yoga after an error only reads.
+    // A query, so executing it again in yoga after an error only reads. One result, not a stream: the
+    // schema has no @defer/@stream, and subscriptions never take the fast path.
     const result = (await enveloped.execute({
       schema: enveloped.schema,
       document: prepared.document,
@@ -169,6 +170,7 @@ export class FastPath {
         ({ result }) =>
           void this.validated.set(params.documentAST, result.length === 0),
       onExecute: ({ args, setExecuteFn }) => {
+        // envelop types the context any; yoga's is always an object (contextFor's for ours).
         const compiled = this.ours.get(args.contextValue as object);
         if (!compiled) return;
         setExecuteFn((a) => compiled.query(a.rootValue, a.contextValue, a.variableValues));

@@ -52,6 +52,11 @@ export interface Access {
   write: boolean;
 }
 
+/** What the guard reads of a GraphQL context: the access its request or connection was granted. */
+export interface GuardContext {
+  readonly access?: Access;
+}
+
 /** A request refused before any work: HTTP status, extensions.code and a message the client can act on. */
 export class Refusal extends Error {
   override readonly name = 'Refusal';
@@ -130,7 +135,7 @@ export function decodeUtf8(bytes: Uint8Array, where: string): string {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8');
 }
 
-/** The media type of a Content-Type header, lower case, without parameters. */
+/** The media type of a Content-Type header, lower case, without parameters (split always gives a first part). */
 const mediaType = (header: string | undefined): string => (header ?? '').split(';')[0]!.trim().toLowerCase();
 
 // graphql-js appends ` Did you mean "x"?` to unknown names: a map of the schema for whoever probes it.
@@ -161,6 +166,7 @@ export class Guard {
   /** What an `Authorization` header value allows; write tokens may read too. */
   access(authorization: string | null | undefined): Access {
     const match = /^Bearer +([^\s]+) *$/i.exec(authorization ?? '');
+    // The group is not optional: in any match it holds the token.
     const presented = match ? sha256(match[1]!) : null;
     const write = this.writers.open || this.writers.has(presented);
     const read =
@@ -240,7 +246,7 @@ export class Guard {
   }
 
   /** The yoga (envelop) plugin: everything a GraphQL operation must pass before it executes. */
-  plugin(): Plugin<{ access?: Access }> {
+  plugin(): Plugin<GuardContext> {
     const { maxQueryTokens, maxQueryDepth, maxAliases, introspection } = this.options;
     return {
       onRequestParse: ({ request, requestParser, setRequestParser, fetchAPI }) => {
@@ -250,7 +256,7 @@ export class Guard {
           try {
             decodeUtf8(bytes, 'body');
           } catch (error) {
-            throw (error as Refusal).toGraphQLError();
+            throw error instanceof Refusal ? error.toGraphQLError() : error;
           }
           return requestParser(
             new fetchAPI.Request(req.url, { method: req.method, headers: req.headers, body: bytes }),
@@ -283,6 +289,8 @@ export class Guard {
         if (!introspection) addValidationRule(NoSchemaIntrospectionCustomRule);
         return ({ result, setResult }) => {
           if (result.length === 0) return;
+          // What graphql's validate() answers, which envelop types loosely (`Error[] | any[]`): every rule,
+          // graphql's own and ours (depthRule, aliasRule), reports through context.reportError(GraphQLError).
           const errors = result as GraphQLError[];
           if (errors.some((e) => e.extensions.code === 'QUERY_TOO_COMPLEX'))
             countRefusal('QUERY_TOO_COMPLEX');
@@ -321,7 +329,7 @@ export class Guard {
     document: DocumentNode,
     operationName: string | null | undefined,
     variables: Readonly<Record<string, unknown>> | null | undefined,
-    context: unknown,
+    context: GuardContext | null | undefined,
   ): GraphQLError | null {
     const refusal = this.operationRefusal(document, operationName, variables, context);
     if (refusal) countRefusal(String(refusal.extensions.code));
@@ -333,11 +341,11 @@ export class Guard {
     document: DocumentNode,
     operationName: string | null | undefined,
     variables: Readonly<Record<string, unknown>> | null | undefined,
-    context: unknown,
+    context: GuardContext | null | undefined,
   ): GraphQLError | null {
     const operation = getOperationAST(document, operationName);
     if (!operation) return null; // execute itself reports the missing operation
-    const access = (context as { access?: Access } | null)?.access;
+    const access = context?.access;
     const writes = operation.operation === 'mutation';
     if (!(writes ? access?.write : access?.read))
       return unauthenticated(writes ? 'write' : 'read').toGraphQLError();

@@ -12,22 +12,24 @@ const TYPES: Record<string, string> = {
   'live.css': 'text/css; charset=utf-8',
 };
 // Read once at start: a handful of small files.
-const FILES = new Map(Object.keys(TYPES).map((name) => [name, readFileSync(new URL(name, PAGES))]));
+const FILES = new Map(
+  Object.entries(TYPES).map(([name, type]) => [name, { type, body: readFileSync(new URL(name, PAGES)) }]),
+);
 
 /** /live answers the page; /live?asset=live.js|live.css its assets. */
 export function servePage(url: URL, res: ServerResponse): void {
   const name = url.searchParams.get('asset') ?? 'live.html';
-  const body = FILES.get(name);
-  if (!body) {
+  const file = FILES.get(name);
+  if (!file) {
     res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8' });
     return void res.end('no such asset\n');
   }
   res.writeHead(200, {
-    'content-type': TYPES[name] as string,
-    'content-length': body.length,
+    'content-type': file.type,
+    'content-length': file.body.length,
     // The page only talks to its own origin.
     'content-security-policy': "default-src 'self'; connect-src 'self'",
     'cache-control': 'no-cache',
   });
-  res.end(body);
+  res.end(file.body);
 }

@@ -76,6 +76,7 @@ export async function handleWrite(req: IncomingMessage, res: ServerResponse, rol
       }
       return { key, value };
     });
+    // body has items (checked above): an object, whose ttlSeconds is checked on the next line.
     const ttl = (body as { ttlSeconds?: unknown }).ttlSeconds;
     if (ttl !== undefined && typeof ttl !== 'number')
       throw new InvalidInput('ttlSeconds: must be a number', 'ttlSeconds');

@@ -181,12 +181,14 @@ export function createHttpServer({
       if (await fast.answer(yoga, req, res, body)) return;
       // whatwg-node takes a body read beforehand from `req.body` (as behind body-parsing frameworks), as an
       // async iterable: a Buffer there would be enumerated key by key.
-      (req as IncomingMessage & { body?: unknown }).body = {
-        bytes: body.length,
-        async *[Symbol.asyncIterator]() {
-          yield body;
+      Object.assign(req, {
+        body: {
+          bytes: body.length,
+          async *[Symbol.asyncIterator]() {
+            yield body;
+          },
         },
-      };
+      });
     }
     await yoga.requestListener(req, res);
   };
@@ -208,5 +210,5 @@ async function readBody(req: IncomingMessage): Promise<Buffer> {
   const chunks: Buffer[] = [];
   // A request stream without setEncoding() yields Buffers; its type says any.
   for await (const chunk of req) chunks.push(chunk as Buffer);
-  return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+  return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks); // the one chunk is there
 }

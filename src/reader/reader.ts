@@ -164,7 +164,7 @@ export class Reader {
     const results: ReadResult[] = new Array(keys.length);
     let present = 0;
     for (let i = 0; i < keys.length; i++) {
-      const key = keys[i]!;
+      const key = keys[i]!; // i < keys.length
       const lookup = this.tier.lookup(key);
       if (lookup === undefined) return undefined;
       if (lookup.value !== null) present++;
@@ -184,7 +184,7 @@ export class Reader {
     const results: ReadResult[] = new Array(keys.length);
     const pending: Promise<void>[] = [];
     for (let i = 0; i < keys.length; i++) {
-      const key = keys[i]!;
+      const key = keys[i]!; // i < keys.length
       const held = useMemory ? this.tier.lookup(key) : undefined;
       if (held !== undefined) results[i] = this.answer(key, held);
       else

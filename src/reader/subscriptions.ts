@@ -186,9 +186,9 @@ export class LiveSubscriptions {
       }
     }
     try {
-      const list = [...keys];
-      const answers = await Promise.all(list.map((key) => this.reader.fetchFresh(key)));
-      const initial = answers.map((answer, i) => eventOf(list[i] as string, answer, true));
+      const initial = await Promise.all(
+        [...keys].map(async (key) => eventOf(key, await this.reader.fetchFresh(key), true)),
+      );
       sub.finishSnapshot(initial);
       for (const event of initial) this.trackExpiry(event);
     } catch (error) {
@@ -280,6 +280,7 @@ export class LiveSubscriptions {
     const list = [...keys];
     const answers = await Promise.allSettled(list.map((key) => this.reader.fetchFresh(key)));
     answers.forEach((answer, i) => {
+      // allSettled answers one outcome per key of list, in its order.
       const key = list[i] as string;
       if (answer.status === 'rejected') {
         reportError('subscriptions', 'resync read failed', answer.reason, { key });
@@ -352,6 +353,7 @@ class LiveSubscription implements AsyncIterableIterator<Delivery> {
   finishSnapshot(initial: readonly ValueEvent[]): void {
     if (this.state !== 'snapshot') return;
     const now = this.clock.now();
+    // Set when the subscription starts in 'snapshot', emptied only as it leaves that state (here, or ending).
     const held = this.held as EventQueue;
     this.held = null;
     this.state = 'live';
