@@ -294,7 +294,7 @@ export function describeStoreContract(name: string, create: () => Promise<StoreF
       it('reports its backlog: entries, bytes and the age of the oldest, all freed by the acknowledgement', async () => {
         expect(await store.outbox.backlog()).toEqual({ entries: 0, bytes: 0, oldestAgeMs: null });
         await writeOne(set('a', 'one'));
-        await new Promise((resolve) => setTimeout(resolve, 30));
+        await fixture.elapse(30);
         await writeOne(set('b', 'two'));
         const backlog = await store.outbox.backlog();
         expect(backlog.entries).toBe(2);

@@ -5,6 +5,7 @@ import {
   checkDelete,
   checkKey,
   checkRead,
+  checkWatch,
   checkWrite,
   InvalidInput,
   ResponseBudget,
@@ -74,6 +75,30 @@ describe('limits at their boundaries', () => {
       path: 'key',
     });
     expect(refusal(() => checkKey('', 'key', limits)).message).toBe('key: a key must not be empty');
+  });
+
+  it('takes a watch of keys, a prefix or both, checking each as a read and a key; refuses neither', () => {
+    const neither = { name: 'InvalidInput', message: 'keys: give keys, a prefix, or both', path: 'keys' };
+    expect(refusal(() => checkWatch(null, null, limits))).toEqual(neither);
+    expect(refusal(() => checkWatch([], null, limits))).toEqual(neither);
+    expect(() => checkWatch(['a'], null, limits)).not.toThrow();
+    expect(() => checkWatch(null, 'p', limits)).not.toThrow();
+    expect(() => checkWatch([], 'p', limits)).not.toThrow();
+    expect(() => checkWatch(keys(3), 'abcd', limits)).not.toThrow();
+    // The keys as a read: their count and each key, named by index.
+    expect(refusal(() => checkWatch(keys(4), 'p', limits)).message).toBe(
+      'keys: 4 keys asked, more than the limit of 3',
+    );
+    expect(refusal(() => checkWatch(['a', 'b\n'], null, limits)).path).toBe('keys[1]');
+    // The prefix as a key, named "prefix", whether or not keys come with it.
+    for (const keysToo of [null, ['a']]) {
+      expect(refusal(() => checkWatch(keysToo, 'abcde', limits))).toEqual({
+        name: 'InvalidInput',
+        message: 'prefix: key is 5 bytes, more than the limit of 4',
+        path: 'prefix',
+      });
+      expect(refusal(() => checkWatch(keysToo, '', limits)).path).toBe('prefix');
+    }
   });
 
   it('accepts ttlSeconds from 1 to maxTtlSeconds, whole numbers only', () => {

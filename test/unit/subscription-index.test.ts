@@ -1,6 +1,6 @@
 // The subscription index finds watchers by key and prefix without looking at others; each subscriber's
 // queue passes every version at most once, in order per key, coalesces while full and says when it is behind.
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
   EventQueue,
   SubscriptionIndex,
@@ -57,6 +57,70 @@ describe('SubscriptionIndex', () => {
     expect(index.entries).toBe(0);
     expect(index.watches('k')).toBe(false);
     expect(index.watches('pz')).toBe(false);
+  });
+
+  it('matches a prefix as long as the key itself, and never one longer', () => {
+    const index = new SubscriptionIndex<string>();
+    index.add('exact', { keys: [], prefix: 'user' });
+    index.add('longer', { keys: [], prefix: 'users' });
+    expect([...index.matching('user')]).toEqual(['exact']);
+    expect(index.watches('user')).toBe(true);
+    expect(index.watches('use')).toBe(false);
+    expect([...index.matching('use')]).toEqual([]);
+  });
+
+  it('keeps matching a prefix while another subscription or another prefix of its length remains', () => {
+    const index = new SubscriptionIndex<string>();
+    index.add('a', { keys: [], prefix: 'pa' });
+    index.add('b', { keys: [], prefix: 'pb' });
+    index.add('c', { keys: [], prefix: 'pb' });
+    index.remove('a', { keys: [], prefix: 'pa' });
+    expect([...index.matching('pb1')].sort()).toEqual(['b', 'c']);
+    index.remove('b', { keys: [], prefix: 'pb' });
+    expect([...index.matching('pb1')]).toEqual(['c']);
+    expect(index.watches('pb1')).toBe(true);
+    expect(index.watches('pa1')).toBe(false);
+    // Removing what was never added changes nothing.
+    index.remove('z', { keys: ['pb1'], prefix: 'pb' });
+    expect([...index.matching('pb1')]).toEqual(['c']);
+    expect(index.entries).toBe(1);
+  });
+
+  describe('looks a key up once per prefix length in use, and forgets a length no prefix has', () => {
+    afterEach(() => vi.restoreAllMocks());
+    /** How many prefixes of `key` one matching() and one watches() look up. */
+    const lookups = (index: SubscriptionIndex<string>, key: string): number[] => {
+      const slice = vi.spyOn(String.prototype, 'slice');
+      index.matching(key);
+      const matching = slice.mock.calls.length;
+      slice.mockClear();
+      index.watches(key);
+      const watches = slice.mock.calls.length;
+      slice.mockRestore();
+      return [matching, watches];
+    };
+
+    it('counts each length once, however many prefixes and subscriptions share it', () => {
+      const index = new SubscriptionIndex<string>();
+      const watches = [
+        ['s1', 'ab'],
+        ['s2', 'ab'],
+        ['s3', 'xy'],
+        ['s4', 'abc'],
+      ] as const;
+      for (const [sub, prefix] of watches) index.add(sub, { keys: [], prefix });
+      // Two lengths in use (2 and 3); watches() stops at the first match, "ab" at length 2.
+      expect(lookups(index, 'abcd')).toEqual([2, 1]);
+      expect(lookups(index, 'zz')).toEqual([1, 1]); // length 3 is longer than the key: not looked up
+      for (const [sub, prefix] of watches.slice(0, 3)) index.remove(sub, { keys: [], prefix });
+      // Length 2 has no prefix left: only length 3 is looked up.
+      expect(lookups(index, 'abcd')).toEqual([1, 1]);
+      index.remove('s4', { keys: [], prefix: 'abc' });
+      expect(lookups(index, 'abcd')).toEqual([0, 0]);
+      // Added again after being forgotten, a length counts again.
+      index.add('s5', { keys: [], prefix: 'q' });
+      expect(lookups(index, 'abcd')).toEqual([1, 1]);
+    });
   });
 
   it('looks at a change’s key and prefixes only, not at subscriptions of other keys', () => {
@@ -122,6 +186,58 @@ describe('EventQueue', () => {
     expect(q.offer(event('b', 2n), 5500)).toBe('coalesced');
   });
 
+  it('is behind only once full for longer than maxFullMs, not at exactly maxFullMs', () => {
+    const q = new EventQueue(limits);
+    for (const key of ['a', 'b', 'c']) q.offer(event(key, 1n), 200);
+    expect(q.offer(event('a', 2n), 200)).toBe('coalesced'); // full since 200
+    expect(q.offer(event('a', 3n), 1200)).toBe('coalesced');
+    expect(q.offer(event('a', 4n), 1201)).toBe('behind');
+    // A behind answer leaves the queue as it was.
+    expect(drain(q)).toEqual(['a@3:SET', 'b@1:SET', 'c@1:SET']);
+  });
+
+  it('does not coalesce into the slot of an event already taken', () => {
+    const q = new EventQueue({ ...limits, capacity: 2 });
+    q.offer(event('a', 1n), 0);
+    q.offer(event('b', 1n), 0);
+    expect(q.take()?.key).toBe('a');
+    q.offer(event('c', 1n), 0);
+    // "a" no longer waits: while full, a change to it is a new key, not one to coalesce.
+    expect(q.offer(event('a', 2n), 0)).not.toBe('coalesced');
+    expect(drain(q).slice(0, 2)).toEqual(['b@1:SET', 'c@1:SET']);
+  });
+
+  it('empties on clear: nothing waits, and no later event coalesces into a cleared slot', () => {
+    const q = new EventQueue({ ...limits, capacity: 2 });
+    q.offer(event('a', 1n), 0);
+    q.offer(event('b', 1n), 0);
+    q.clear();
+    expect(q.length).toBe(0);
+    expect(q.take()).toBeUndefined();
+    expect(q.offer(event('c', 1n), 0)).toBe('queued');
+    expect(q.offer(event('d', 1n), 0)).toBe('queued');
+    expect(q.offer(event('a', 2n), 0)).not.toBe('coalesced');
+    expect(drain(q).slice(0, 2)).toEqual(['c@1:SET', 'd@1:SET']);
+  });
+
+  it('remembers the newest version passed per key, whether it was an EXPIRE, and every key seen', () => {
+    const q = new EventQueue({ ...limits, capacity: 10 });
+    q.offer(event('absent', null, 'DELETE'), 0);
+    // A key reported absent has no version to remember; it is not "seen" with one either.
+    expect(q.lastVersion('absent')).toBeUndefined();
+    q.offer(event('a', 5n), 0);
+    expect(q.lastVersion('a')).toEqual({ version: 5n, expired: false });
+    q.offer(event('a', 5n, 'EXPIRE'), 0);
+    expect(q.lastVersion('a')).toEqual({ version: 5n, expired: true });
+    q.offer(event('a', 4n), 0); // stale: changes nothing
+    expect(q.lastVersion('a')).toEqual({ version: 5n, expired: true });
+    q.offer(event('b', 1n, 'DELETE'), 0);
+    expect([...q.seenKeys()].sort()).toEqual(['a', 'b']);
+    drain(q);
+    // Taking events does not forget what passed.
+    expect(q.lastVersion('b')).toEqual({ version: 1n, expired: false });
+  });
+
   it('keeps its order across many takes (compaction)', () => {
     const q = new EventQueue({ capacity: 5000, maxFullMs: 1000 });
     const seen: string[] = [];
@@ -134,5 +250,19 @@ describe('EventQueue', () => {
     // Coalescing still finds the right slot after compaction.
     q.offer(event('z', 1n), 0);
     expect(q.length).toBe(1);
+  });
+
+  it('coalesces into the right slot after compaction', () => {
+    const q = new EventQueue(limits);
+    // Two events always waiting: the 1,024th take compacts the queue under them.
+    for (let i = 1; i <= 1026; i++) {
+      q.offer(event(`k${i}`, 1n), 0);
+      if (i > 2) q.take();
+    }
+    expect(q.length).toBe(2);
+    q.offer(event('z', 1n), 0);
+    expect(q.offer(event('k1026', 2n), 0)).toBe('coalesced');
+    expect(q.offer(event('k1025', 2n), 0)).toBe('coalesced');
+    expect(drain(q)).toEqual(['k1025@2:SET', 'k1026@2:SET', 'z@1:SET']);
   });
 });
