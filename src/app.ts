@@ -141,13 +141,14 @@ async function connectBus(config: Config, brokers: string[], undo: Undo[]): Prom
       groupPrefix: config.kafkaGroupPrefix,
       partitions: config.kafkaPartitions,
       replicationFactor: config.kafkaReplicationFactor,
+      minInsyncReplicas: config.kafkaMinInsyncReplicas,
     });
     undo.push({ name: 'kafka', close: () => bus.close() });
     return bus;
   } catch (error) {
     throw new StartupError(
       `Kafka at ${brokers.join(',')} could not be used (${rootMessage(error)}): start it, or fix ` +
-        'KAFKA_BROKERS (and KAFKA_TOPIC, KAFKA_PARTITIONS, KAFKA_REPLICATION_FACTOR)',
+        'KAFKA_BROKERS (and KAFKA_TOPIC, KAFKA_PARTITIONS, KAFKA_REPLICATION_FACTOR, KAFKA_MIN_INSYNC_REPLICAS)',
       { cause: error },
     );
   }

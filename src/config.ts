@@ -17,6 +17,8 @@ export interface Config {
   kafkaTopic: string;
   kafkaPartitions: number;
   kafkaReplicationFactor: number;
+  /** Replicas that must have a change before Kafka acknowledges it (acks=all); set on the topic we create. */
+  kafkaMinInsyncReplicas: number;
   kafkaClientId: string;
   kafkaGroupPrefix: string;
   instanceId: string;
@@ -212,6 +214,13 @@ export const SETTINGS = [
     '1',
     int(1, 100),
     'Replication factor when tiercache creates the topic',
+  ),
+  setting(
+    'kafkaMinInsyncReplicas',
+    'KAFKA_MIN_INSYNC_REPLICAS',
+    null,
+    int(1, 100),
+    "The created topic's min.insync.replicas: replicas holding a change before it is acknowledged",
   ),
   setting('kafkaClientId', 'KAFKA_CLIENT_ID', 'tiercache', nonEmpty, 'Kafka client id'),
   setting(
@@ -486,6 +495,7 @@ export function isLoopback(host: string): boolean {
 /** Defaults computed at start-up, as the README's table and --help describe them. */
 const COMPUTED_DEFAULTS: Partial<Record<keyof Config, string>> = {
   instanceId: 'host-port',
+  kafkaMinInsyncReplicas: '2 if RF ≥ 3, else 1',
   introspection: 'embedded only',
 };
 
@@ -540,10 +550,15 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Con
   }
   for (const unknown of flags.keys()) problems.push(`--${unknown}: unknown flag (see --help)`);
   config.instanceId ??= `${hostname()}-${String(config.port ?? 'x')}`;
+  // Kafka's usual durable pair: with 3 replicas an acknowledged change is on 2, and one broker may be down.
+  // A bad replication factor is already a problem; 1 only keeps this line from failing before it is told.
+  const replicas = typeof config.kafkaReplicationFactor === 'number' ? config.kafkaReplicationFactor : 1;
+  config.kafkaMinInsyncReplicas ??= replicas >= 3 ? 2 : 1;
   // Introspection helps development and maps the API for an attacker: on by default only when embedded.
   config.introspection ??= !config.redisUrl && !config.kafkaBrokers;
-  // Every key of Config has a setting: parsed above (or a problem recorded), or, for instanceId and
-  // introspection (null by default), filled just above; config.test.ts checks the whole shape.
+  // Every key of Config has a setting: parsed above (or a problem recorded), or, for instanceId,
+  // kafkaMinInsyncReplicas and introspection (null by default), filled just above; config.test.ts checks
+  // the whole shape.
   const result = config as Config;
   if (problems.length === 0) problems.push(...combinationProblems(result));
   if (problems.length > 0) throw new ConfigError(`invalid configuration: ${problems.join('; ')}`);
@@ -568,6 +583,11 @@ function combinationProblems(config: Config): string[] {
     problems.push(
       `WORKERS=${config.workers} needs --mode=reader: each worker is a reader of its own (a writer or the ` +
         'embedded default would split its state between processes)',
+    );
+  if (config.kafkaMinInsyncReplicas > config.kafkaReplicationFactor)
+    problems.push(
+      `KAFKA_MIN_INSYNC_REPLICAS=${config.kafkaMinInsyncReplicas} is above KAFKA_REPLICATION_FACTOR=` +
+        `${config.kafkaReplicationFactor}: no write could ever be acknowledged; lower it or add replicas`,
     );
   if (config.feedSyncIntervalMs >= config.feedMaxLagMs)
     problems.push(

@@ -10,6 +10,8 @@ import {
   type Consumer,
   type EachBatchPayload,
   type LogEntry,
+  type Message,
+  type PartitionMetadata,
   type Producer,
 } from 'kafkajs';
 import type { Change } from '../domain/entry.js';
@@ -33,6 +35,11 @@ export interface KafkaBusOptions {
   /** Used only when the topic has to be created; the defaults are the configuration's (src/config.ts). */
   readonly partitions: number;
   readonly replicationFactor: number;
+  /**
+   * The created topic's min.insync.replicas: with acks=all, a change is acknowledged only once this many
+   * replicas hold it, so a broker lost right after cannot take it away. Default 1.
+   */
+  readonly minInsyncReplicas?: number;
   readonly logger?: Logger;
   /** How long subscribe() may take to prove the subscription live (group join included). */
   readonly liveTimeoutMs?: number;
@@ -61,6 +68,10 @@ const consumed = metrics.counter(
 const skipped = metrics.counter(
   'tiercache_bus_skipped_total',
   'Undecodable messages Kafka subscriptions skipped',
+);
+const incompleteSends = metrics.counter(
+  'tiercache_bus_incomplete_sends_total',
+  'Sends kafkajs reported done without an answer for every partition they carried; failed, sent again',
 );
 const handlerErrors = metrics.counter(
   'tiercache_bus_handler_errors_total',
@@ -91,6 +102,10 @@ interface SubscriptionHost {
 export class KafkaBus implements ChangeBus {
   private readonly subscriptions = new Map<string, KafkaSubscription>();
   private partitionIds: readonly number[] = [];
+  /** The topic's partitions as the partitioner takes them: it needs only their number (keys hash modulo). */
+  private partitionMetadata: PartitionMetadata[] = [];
+  /** kafkajs's own default (Java-compatible murmur2), so keys land where they always did. */
+  private readonly partitioner = Partitioners.DefaultPartitioner();
   private closing: Promise<void> | null = null;
   private readonly host: SubscriptionHost;
   /** Encodings made to measure a change, reused when the same change object is published. */
@@ -152,13 +167,42 @@ export class KafkaBus implements ChangeBus {
   async publish(changes: readonly Change[]): Promise<void> {
     this.assertOpen();
     if (changes.length === 0) return;
-    await this.producer.send({
-      topic: this.options.topic,
-      acks: -1,
-      messages: changes.map((change) => ({ key: change.key, value: this.encode(change) })),
-    });
-    this.kafkaLog.answered();
+    await this.send(
+      changes.map((change) => ({
+        key: change.key,
+        value: this.encode(change),
+        partition: this.partitioner({
+          topic: this.options.topic,
+          partitionMetadata: this.partitionMetadata,
+          message: { key: change.key, value: null },
+        }),
+      })),
+    );
     published.inc({ kind: 'change' }, changes.length);
+  }
+
+  /**
+   * kafkajs 2.2.4 can report a send done while part of it was never written. When a broker dies with a
+   * produce request in flight, its retry sends only to the brokers that have not answered yet: partitions
+   * whose leadership moved to a broker that already answered are skipped, and the send resolves (seen on a
+   * 3-broker cluster, test/cluster/kafka-bus.test.ts; its node_modules/kafkajs/src/producer/sendMessages.js).
+   * So every message names its partition, and a send whose answer lacks one of them fails: the caller sends
+   * it again (the relay retries), and readers' fill rule makes the copies already written harmless.
+   */
+  private async send(messages: Message[]): Promise<void> {
+    const records = await this.producer.send({ topic: this.options.topic, acks: -1, messages });
+    this.kafkaLog.answered();
+    const answered = new Set(records.map((record) => record.partition));
+    const unanswered = [...new Set(messages.map((m) => m.partition))].filter(
+      (partition) => partition !== undefined && !answered.has(partition),
+    );
+    if (unanswered.length > 0) {
+      incompleteSends.inc();
+      throw new Error(
+        `Kafka answered no write for partition(s) ${unanswered.join(', ')} of topic ${this.options.topic} ` +
+          '(a broker failed during the send); not acknowledged',
+      );
+    }
   }
 
   messageBytes(change: Change): number {
@@ -241,14 +285,21 @@ export class KafkaBus implements ChangeBus {
   }
 
   private async ensureTopic(): Promise<void> {
-    const { topic, partitions, replicationFactor } = this.options;
+    const { topic, partitions, replicationFactor, minInsyncReplicas = 1 } = this.options;
     // Asked first because kafkajs logs creating an existing topic as an error: every process after the first
     // would start with one. createTopics() still answers false if another process created it meanwhile.
     const created =
       !(await this.admin.listTopics()).includes(topic) &&
       (await this.admin.createTopics({
         waitForLeaders: false,
-        topics: [{ topic, numPartitions: partitions, replicationFactor }],
+        topics: [
+          {
+            topic,
+            numPartitions: partitions,
+            replicationFactor,
+            configEntries: [{ name: 'min.insync.replicas', value: String(minInsyncReplicas) }],
+          },
+        ],
       }));
     // A topic just created (here or by another process) can take a loaded broker longer to serve than
     // kafkajs's own retries wait: it is not a failure until the start-up deadline.
@@ -274,17 +325,21 @@ export class KafkaBus implements ChangeBus {
       .sort((a, b) => a - b);
     if (!ids?.length) throw new Error(`topic ${this.options.topic} has no partitions`);
     this.partitionIds = ids;
+    if (this.partitionMetadata.length !== ids.length) {
+      this.partitionMetadata = ids.map((partitionId) => ({
+        partitionErrorCode: 0,
+        partitionId,
+        leader: 0,
+        replicas: [],
+        isr: [],
+      }));
+    }
   }
 
   private async sendMarkers(subscriber: string, round: number): Promise<void> {
     await this.refreshPartitions();
     const value = encodeSyncMarker({ subscriber, round });
-    await this.producer.send({
-      topic: this.options.topic,
-      acks: -1,
-      messages: this.partitionIds.map((partition) => ({ partition, value })),
-    });
-    this.kafkaLog.answered();
+    await this.send(this.partitionIds.map((partition) => ({ partition, value })));
     published.inc({ kind: 'sync' }, this.partitionIds.length);
   }
 

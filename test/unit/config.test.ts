@@ -54,6 +54,20 @@ describe('loadConfig', () => {
     );
   });
 
+  it('asks two in-sync replicas of a topic of 3 or more, one below, and never more than the replicas', () => {
+    expect(loadConfig([], {}).kafkaMinInsyncReplicas).toBe(1);
+    expect(loadConfig(['--kafka-replication-factor=2'], {}).kafkaMinInsyncReplicas).toBe(1);
+    expect(loadConfig([], { KAFKA_REPLICATION_FACTOR: '3' }).kafkaMinInsyncReplicas).toBe(2);
+    expect(loadConfig([], { KAFKA_REPLICATION_FACTOR: '5' }).kafkaMinInsyncReplicas).toBe(2);
+    expect(
+      loadConfig(['--kafka-min-insync-replicas=3'], { KAFKA_REPLICATION_FACTOR: '3' }).kafkaMinInsyncReplicas,
+    ).toBe(3);
+    expect(() => loadConfig(['--kafka-min-insync-replicas=2'], {})).toThrow(
+      /KAFKA_MIN_INSYNC_REPLICAS=2 is above KAFKA_REPLICATION_FACTOR=1/,
+    );
+    expect(() => loadConfig(['--kafka-min-insync-replicas=0'], {})).toThrow(/--kafka-min-insync-replicas/);
+  });
+
   it('refuses stray arguments and flags without a value', () => {
     expect(() => loadConfig(['reader'], {})).toThrow(ConfigError);
     expect(() => loadConfig(['--port'], {})).toThrow(/needs a value/);
