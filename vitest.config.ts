@@ -31,14 +31,16 @@ export default defineConfig({
         },
       },
       {
-        // Redis Cluster (3 masters + 3 replicas) on loopback; each file starts its own, so one file at a time.
-        // CI runs it once, not per Node line.
+        // Real clusters on loopback: the setup starts a Redis Cluster (3 masters + 3 replicas) and a 3-node
+        // Kafka once for all files (services:up --cluster); nodes are killed and restarted, so one file at a
+        // time. CI runs it once, not per Node line.
         test: {
           name: 'cluster',
           include: ['test/cluster/**/*.test.ts'],
+          globalSetup: ['test/cluster/global-setup.ts'],
           fileParallelism: false,
-          testTimeout: 120_000,
-          hookTimeout: 180_000,
+          testTimeout: 600_000,
+          hookTimeout: 600_000,
         },
       },
       // A real browser (Debian's chromium) on the embedded default: run once per CI run.

@@ -39,7 +39,8 @@ export default async function setup(project: TestProject): Promise<() => Promise
   if (services.started) stopOnSignals();
   return async () => {
     // Services that ran before this test run (e.g. `npm run services:up`) belong to whoever started them.
-    if (services.started) await servicesDown();
+    // Only the single nodes: the cluster project's setup stops its own.
+    if (services.started) await servicesDown({ only: 'single' });
   };
 }
 
@@ -47,7 +48,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
  * Ctrl-C or SIGTERM can end vitest before its teardown runs, which would leave this run's Redis and Kafka
  * behind: a detached `services:down`, which outlives this process, stops exactly what was recorded.
  */
-function stopOnSignals(): void {
+export function stopOnSignals(): void {
   const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
     process.once(signal, () => {

@@ -51,40 +51,80 @@ export async function spawnKafka(
   onSpawn: (pid: number) => void,
   options: { reformat?: boolean } = {},
 ): Promise<number> {
+  const node: KafkaNode = { nodeId: 1, ...ports };
+  prepareKafkaNode(dir, node, [node]);
+  if (options.reformat || readClusterId(dir) === undefined) formatKafkaStorage(dir, newClusterId());
+  const pid = startKafkaProcess(dir, '1g');
+  onSpawn(pid);
+  const brokers = brokersFor(ports);
+  const deadline = Date.now() + KAFKA_READY_MS;
+  await waitUntil(KAFKA, pid, KAFKA_READY_MS, kafkaLogFile(dir), () => describeKafka(brokers, 3_000));
+  await proveRoundTrip(brokers, 1, deadline, `Kafka (pid ${pid}, port ${ports.port})`, kafkaLogFile(dir));
+  return pid;
+}
+
+/** One node of a KRaft quorum: a broker and a controller in one process. */
+export interface KafkaNode extends KafkaPorts {
+  nodeId: number;
+}
+
+/** Replicas of the internal topics (and of auto-created ones): all nodes, up to 3. */
+function replicasFor(voters: readonly KafkaNode[]): number {
+  return Math.min(voters.length, 3);
+}
+
+/** Writes the config of `node` (one of `voters`) into `dir`; the tools below need Java and the jars. */
+export function prepareKafkaNode(dir: string, node: KafkaNode, voters: readonly KafkaNode[]): void {
   ensureJava();
   ensureKafkaJars();
-  writeKafkaConfig(dir, ports.port, ports.controllerPort);
-  if (options.reformat || readClusterId(dir) === undefined) formatKafkaStorage(dir);
-  const logFile = path.join(dir, 'broker.log');
-  const pid = spawnDetached(
+  writeKafkaConfig(dir, node, voters);
+}
+
+export function kafkaLogFile(dir: string): string {
+  return path.join(dir, 'broker.log');
+}
+
+/** Spawns the JVM of the node configured in `dir`; resolves nothing, the caller waits as it needs. */
+export function startKafkaProcess(dir: string, heap: string): number {
+  return spawnDetached(
     'java',
     [
-      '-Xms256m',
-      '-Xmx1g',
+      '-Xms128m',
+      `-Xmx${heap}`,
       '-cp',
       path.join(FILES.kafkaLib, '*'),
       'kafka.Kafka',
       path.join(dir, 'server.properties'),
     ],
-    logFile,
+    kafkaLogFile(dir),
     true,
   );
-  onSpawn(pid);
-  const brokers = brokersFor(ports);
-  const deadline = Date.now() + KAFKA_READY_MS;
-  await waitUntil(KAFKA, pid, KAFKA_READY_MS, logFile, () => describeKafka(brokers, 3_000));
-  // Metadata answering is not enough: the controller may not yet accept topics or the group coordinator
-  // may not be loaded. One full produce/consume proves what the tests will rely on.
+}
+
+/**
+ * Metadata answering is not enough: the controller may not yet accept topics or the group coordinator may
+ * not be loaded. One full produce/consume on a topic of `replicas` replicas proves what the tests rely on.
+ */
+export async function proveRoundTrip(
+  brokers: string,
+  replicas: number,
+  deadline: number,
+  what: string,
+  logFile: string,
+): Promise<void> {
   try {
-    await withTimeout(kafkaRoundTrip(brokers), deadline - Date.now(), 'the produce/consume round trip');
+    await withTimeout(
+      kafkaRoundTrip(brokers, replicas),
+      deadline - Date.now(),
+      'the produce/consume round trip',
+    );
   } catch (error) {
     throw new Error(
-      `Kafka (pid ${pid}, port ${ports.port}) started but failed a produce/consume round trip: ` +
+      `${what} started but failed a produce/consume round trip: ` +
         `${errorMessage(error)}\n--- tail of ${logFile} ---\n${tail(logFile)}`,
       { cause: error },
     );
   }
-  return pid;
 }
 
 /** The project's Kafka (under .services/kafka): the recorded one if it still answers, else a new one. */
@@ -175,21 +215,26 @@ function ensureKafkaJars(): void {
   fs.writeFileSync(FILES.kafkaStamp, `${stamp}\n`);
 }
 
-function writeKafkaConfig(dir: string, port: number, controllerPort: number): void {
+function writeKafkaConfig(dir: string, node: KafkaNode, voters: readonly KafkaNode[]): void {
   fs.mkdirSync(dir, { recursive: true });
+  const replicas = replicasFor(voters);
+  // With 3 replicas, 2 in sync: one node may be down and an acknowledged write is still on two.
+  const minIsr = replicas >= 3 ? 2 : 1;
   const config = {
     'process.roles': 'broker,controller',
-    'node.id': '1',
-    'controller.quorum.voters': `1@127.0.0.1:${controllerPort}`,
-    listeners: `PLAINTEXT://127.0.0.1:${port},CONTROLLER://127.0.0.1:${controllerPort}`,
-    'advertised.listeners': `PLAINTEXT://127.0.0.1:${port}`,
+    'node.id': String(node.nodeId),
+    'controller.quorum.voters': voters.map((v) => `${v.nodeId}@127.0.0.1:${v.controllerPort}`).join(','),
+    listeners: `PLAINTEXT://127.0.0.1:${node.port},CONTROLLER://127.0.0.1:${node.controllerPort}`,
+    'advertised.listeners': `PLAINTEXT://127.0.0.1:${node.port}`,
     'controller.listener.names': 'CONTROLLER',
     'listener.security.protocol.map': 'PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT',
     'inter.broker.listener.name': 'PLAINTEXT',
     'log.dirs': path.join(dir, 'data'),
-    'offsets.topic.replication.factor': '1',
-    'transaction.state.log.replication.factor': '1',
-    'transaction.state.log.min.isr': '1',
+    'offsets.topic.replication.factor': String(replicas),
+    'transaction.state.log.replication.factor': String(replicas),
+    'transaction.state.log.min.isr': String(minIsr),
+    'default.replication.factor': String(replicas),
+    'min.insync.replicas': String(minIsr),
     'group.initial.rebalance.delay.ms': '0',
     'num.partitions': '1',
     'auto.create.topics.enable': 'true',
@@ -203,18 +248,16 @@ function writeKafkaConfig(dir: string, port: number, controllerPort: number): vo
   );
 }
 
-function readClusterId(dir: string): string | undefined {
+export function readClusterId(dir: string): string | undefined {
   const meta = readText(path.join(dir, 'data', 'meta.properties'));
   return meta ? /^cluster\.id=(.+)$/m.exec(meta)?.[1]?.trim() : undefined;
 }
 
-function formatKafkaStorage(dir: string): void {
-  // Test data only: a fresh cluster is cheaper than migrating one to new listener ports.
-  fs.rmSync(path.join(dir, 'data'), { recursive: true, force: true });
-  const classpath = path.join(FILES.kafkaLib, '*');
+/** A fresh KRaft cluster id; every node of one cluster is formatted with the same one. */
+export function newClusterId(): string {
   const uuidRun = run(
     'java',
-    ['-cp', classpath, 'kafka.tools.StorageTool', 'random-uuid'],
+    ['-cp', path.join(FILES.kafkaLib, '*'), 'kafka.tools.StorageTool', 'random-uuid'],
     process.env,
     true,
   );
@@ -224,11 +267,17 @@ function formatKafkaStorage(dir: string): void {
     .map((line) => line.trim())
     .find((line) => /^[A-Za-z0-9_-]{22}$/.test(line));
   if (!clusterId) throw new Error(`kafka StorageTool random-uuid printed no cluster id:\n${uuidRun}`);
+  return clusterId;
+}
+
+export function formatKafkaStorage(dir: string, clusterId: string): void {
+  // Test data only: a fresh cluster is cheaper than migrating one to new listener ports.
+  fs.rmSync(path.join(dir, 'data'), { recursive: true, force: true });
   run(
     'java',
     [
       '-cp',
-      classpath,
+      path.join(FILES.kafkaLib, '*'),
       'kafka.tools.StorageTool',
       'format',
       '-t',
@@ -239,7 +288,7 @@ function formatKafkaStorage(dir: string): void {
     process.env,
     true,
   );
-  log(`formatted Kafka storage (cluster id ${clusterId})`);
+  log(`formatted Kafka storage in ${path.relative(ROOT, dir)} (cluster id ${clusterId})`);
 }
 
 function kafkaClient(brokers: string, retries: number, connectionTimeout = 3_000): Kafka {
@@ -254,12 +303,18 @@ function kafkaClient(brokers: string, retries: number, connectionTimeout = 3_000
 }
 
 export async function describeKafka(brokers: string, timeoutMs: number): Promise<void> {
+  await liveBrokers(brokers, timeoutMs);
+}
+
+/** Node ids of the brokers the cluster's metadata lists as live, as `brokers` answer it. */
+export async function liveBrokers(brokers: string, timeoutMs: number): Promise<number[]> {
   const admin = kafkaClient(brokers, 0, Math.min(timeoutMs, 3_000)).admin();
   try {
-    await withTimeout(
+    return await withTimeout(
       (async () => {
         await admin.connect();
-        await admin.describeCluster();
+        const cluster = await admin.describeCluster();
+        return cluster.brokers.map((b) => b.nodeId).sort((a, b) => a - b);
       })(),
       timeoutMs,
       `Kafka metadata from ${brokers}`,
@@ -269,7 +324,7 @@ export async function describeKafka(brokers: string, timeoutMs: number): Promise
   }
 }
 
-async function kafkaRoundTrip(brokers: string): Promise<void> {
+async function kafkaRoundTrip(brokers: string, replicas: number): Promise<void> {
   const kafka = kafkaClient(brokers, 10);
   const token = randomUUID();
   const groupId = `tiercache-services-probe-${token}`;
@@ -286,7 +341,7 @@ async function kafkaRoundTrip(brokers: string): Promise<void> {
     await admin.connect();
     await admin.createTopics({
       waitForLeaders: true,
-      topics: [{ topic: PROBE_TOPIC, numPartitions: 1, replicationFactor: 1 }],
+      topics: [{ topic: PROBE_TOPIC, numPartitions: 1, replicationFactor: replicas }],
     });
     await producer.connect();
     await producer.send({ topic: PROBE_TOPIC, acks: -1, messages: [{ value: token }] });

@@ -22,6 +22,8 @@ export const FILES = {
   /** One directory per node, named after its port. */
   redisClusterDir: path.join(DIR, 'redis-cluster'),
   kafkaDir: path.join(DIR, 'kafka'),
+  /** The 3-node Kafka of `services:up --cluster`: one folder per node. */
+  kafkaClusterDir: path.join(DIR, 'kafka-cluster'),
   /** The broker's jars, shared by every Kafka this project runs (the fault suite's too). */
   kafkaLib: path.join(DIR, 'kafka', 'lib'),
   kafkaStamp: path.join(DIR, 'kafka', 'lib', '.stamp'),
@@ -44,10 +46,18 @@ export interface KafkaRecord {
 export interface RedisClusterRecord {
   nodes: RedisRecord[];
 }
+export interface KafkaNodeRecord extends KafkaRecord {
+  nodeId: number;
+}
+export interface KafkaClusterRecord {
+  nodes: KafkaNodeRecord[];
+}
 export interface State {
   redis?: RedisRecord;
   kafka?: KafkaRecord;
   redisCluster?: RedisClusterRecord;
+  /** The Kafka of `services:up --cluster`: its nodes, all or none. */
+  kafkaCluster?: KafkaClusterRecord;
 }
 
 function isErrno(error: unknown, code: string): boolean {
@@ -90,6 +100,24 @@ export function readState(): State {
         ...(isPid(kafka.pid) ? { pid: kafka.pid } : {}),
       };
     }
+    const kafkaCluster = parsed.kafkaCluster;
+    const nodes = isRecord(kafkaCluster) ? kafkaCluster.nodes : undefined;
+    if (Array.isArray(nodes) && nodes.length > 0) {
+      const valid = nodes.flatMap((n: unknown) =>
+        isRecord(n) && isPort(n.port) && isPort(n.controllerPort) && isPid(n.nodeId)
+          ? [
+              {
+                nodeId: n.nodeId,
+                port: n.port,
+                controllerPort: n.controllerPort,
+                ...(isPid(n.pid) ? { pid: n.pid } : {}),
+              },
+            ]
+          : [],
+      );
+      if (valid.length === nodes.length) state.kafkaCluster = { nodes: valid };
+      else log(`ignoring the unreadable kafkaCluster record in ${FILES.state}`);
+    }
   }
   return state;
 }
@@ -109,13 +137,13 @@ export function writeState(state: State): void {
   writeAtomically(FILES.state, `${JSON.stringify(state, null, 2)}\n`);
 }
 
-export function writeEnvFile({ redisUrl, kafkaBrokers }: ServicesEnv): void {
+/** `.services/env`: the variables that point tiercache at the services that `up` runs, in this order. */
+export function writeEnvFile(variables: Readonly<Record<string, string>>): void {
   writeAtomically(
     FILES.env,
     [
       '# Written by scripts/services for the services it runs. Load with: set -a; . .services/env; set +a',
-      `REDIS_URL=${redisUrl}`,
-      `KAFKA_BROKERS=${kafkaBrokers}`,
+      ...Object.entries(variables).map(([name, value]) => `${name}=${value}`),
       '',
     ].join('\n'),
   );

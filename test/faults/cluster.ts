@@ -22,7 +22,11 @@ export interface Cluster {
   stopAll(): Promise<void>;
 }
 
-export function cluster(services: Dedicated, extra: Record<string, string> = {}): Cluster {
+/** Any Redis and Kafka will do: a fault file's dedicated ones, or the cluster project's clusters. */
+export function cluster(
+  services: Pick<Dedicated, 'redisUrl' | 'brokers'>,
+  extra: Record<string, string> = {},
+): Cluster {
   const prefix = `${uniqueName('faults')}:`;
   const env = {
     REDIS_URL: services.redisUrl,
@@ -73,12 +77,32 @@ export function cluster(services: Dedicated, extra: Record<string, string> = {})
   return c;
 }
 
-/** Appends a scenario's figures to .services/faults/figures.jsonl (docs/reliability.md quotes a run). */
-export function report(figures: Figures): void {
-  const file = path.join(DIR, 'faults', 'figures.jsonl');
+/** A plain (unlabelled) metric of a tiercache process, as /metrics shows it now. */
+export async function metric(base: string, name: string): Promise<number> {
+  const text = await (await fetch(`${base}/metrics`)).text();
+  return Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
+}
+
+/** Every reader proves its feed again (ready): answers from Redis alone would hide a feed that never came back. */
+export async function allReady(c: Cluster): Promise<void> {
+  for (const r of c.readers) {
+    await eventually(
+      `${r.name} ready again`,
+      async () => ((await fetch(`${r.base}/ready`)).status === 200 ? true : undefined),
+      90_000,
+    );
+  }
+}
+
+/**
+ * Appends a scenario's figures (and any of its own) to .services/<suite>/figures.jsonl (docs/reliability.md
+ * quotes a run).
+ */
+export function report<F extends Figures>(figures: F, suite: 'faults' | 'cluster' = 'faults'): void {
+  const file = path.join(DIR, suite, 'figures.jsonl');
   fs.mkdirSync(path.dirname(file), { recursive: true });
   fs.appendFileSync(file, `${JSON.stringify({ at: new Date().toISOString(), ...figures })}\n`);
-  console.log(`[faults] ${JSON.stringify(figures)}`);
+  console.log(`[${suite}] ${JSON.stringify(figures)}`);
 }
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));

@@ -4,7 +4,7 @@
 // docs/reliability.md.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventually } from '../support/processes.js';
-import { BOUND_MS, cluster, report, sleep, type Cluster } from './cluster.js';
+import { allReady, BOUND_MS, cluster, metric, report, sleep, type Cluster } from './cluster.js';
 import { startDedicated, type Dedicated } from './dedicated.js';
 import { Observer } from './observer.js';
 
@@ -34,22 +34,6 @@ function observe(label: string): Observer {
   return observer;
 }
 
-async function metric(base: string, name: string): Promise<number> {
-  const text = await (await fetch(`${base}/metrics`)).text();
-  return Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
-}
-
-/** Every reader proves its feed again (ready): answers from Redis alone would hide a feed that never came back. */
-async function allReady(): Promise<void> {
-  for (const r of c.readers) {
-    await eventually(
-      `${r.name} ready again`,
-      async () => ((await fetch(`${r.base}/ready`)).status === 200 ? true : undefined),
-      90_000,
-    );
-  }
-}
-
 /** Waits until a write is acknowledged again after `since`. */
 async function writesResume(o: Observer, since: number): Promise<void> {
   await eventually(
@@ -74,7 +58,7 @@ describe('fault: the services under tiercache', () => {
     await sleep(2_000);
     await stopLoad();
     const recoveryMs = await o.converged(c.readers, restartedAt, 90_000);
-    await allReady();
+    await allReady(c);
     await o.stopSampling();
     const figures = await o.figures('kill -9 Redis (AOF) under load, restart', recoveryMs);
     report(figures);
@@ -117,7 +101,7 @@ describe('fault: the services under tiercache', () => {
       async () => ((await o.outboxEntries()) === 0 ? true : undefined),
       90_000,
     );
-    await allReady();
+    await allReady(c);
     const recoveryMs = await o.converged(c.readers, restartedAt, 90_000);
     await o.stopSampling();
     const figures = await o.figures('kill -9 Kafka under load (OUTBOX_MAX_BYTES 20000), restart', recoveryMs);

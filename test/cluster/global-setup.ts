@@ -1,0 +1,28 @@
+// Gives the cluster project its services once for all its files: the Redis Cluster and the 3-node Kafka of
+// `services:up --cluster`, and the single Redis (for suites that run tiercache on the Kafka cluster before
+// tiercache can use a Redis Cluster), each started unless already running and stopped afterwards only if
+// this run started it. Nothing goes into process.env: the services project's setup, in this same process,
+// puts its single-node addresses there.
+import type { TestProject } from 'vitest/node';
+import { clusterServicesUp, servicesDown, servicesUp } from '../../scripts/services/index.js';
+import { stopOnSignals } from '../global-setup.js';
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    /** host:port of every Redis Cluster node, comma-separated (REDIS_CLUSTER_NODES). */
+    redisClusterNodes: string;
+  }
+}
+
+export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  const single = await servicesUp();
+  const cluster = await clusterServicesUp();
+  project.provide('redisUrl', single.redisUrl);
+  project.provide('kafkaBrokers', cluster.kafkaBrokers);
+  project.provide('redisClusterNodes', cluster.redisClusterNodes);
+  if (single.started || cluster.started) stopOnSignals();
+  return async () => {
+    if (cluster.started) await servicesDown({ only: 'cluster' });
+    if (single.started) await servicesDown({ only: 'single' });
+  };
+}
