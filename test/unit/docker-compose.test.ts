@@ -8,6 +8,8 @@ import { loadConfig } from '../../src/config.js';
 
 interface Service {
   image?: string;
+  profiles?: string[];
+  entrypoint?: string[];
   build?: string;
   command?: string[];
   environment?: Record<string, string>;
@@ -54,6 +56,37 @@ describe('docker-compose.yml', () => {
       expect(config.kafkaBrokers, name).toEqual(['kafka:9092']);
       expect(config.host, name).toBe('0.0.0.0');
     }
+  });
+
+  it('has a cluster profile: a Redis Cluster of 3 masters + 3 replicas and a 3-node Kafka replicating 3, min ISR 2', () => {
+    const cluster = Object.entries(compose.services).filter(([, s]) => s.profiles?.includes('cluster'));
+    const redis = cluster.filter(([, s]) => s.command?.[0] === 'redis-server');
+    expect(redis).toHaveLength(6);
+    for (const [name, s] of redis) {
+      expect(s.command?.join(' '), name).toMatch(/--cluster-enabled yes .*--appendonly yes/);
+    }
+    const create = compose.services['redis-cluster-create'];
+    const script = create?.command?.join(' ') ?? '';
+    expect(script).toContain('--cluster create');
+    expect(script).toContain('--cluster-replicas 1');
+    expect(script).toMatch(/for n in 1 2 3 4 5 6; do/);
+    expect(redis.map(([name]) => name).sort()).toEqual([1, 2, 3, 4, 5, 6].map((n) => `redis-${n}`));
+
+    const kafka = cluster.filter(([, s]) => s.image?.startsWith('apache/kafka:'));
+    expect(kafka).toHaveLength(3);
+    for (const [name, s] of kafka) {
+      const env = s.environment ?? {};
+      const id = Number(env.KAFKA_NODE_ID);
+      expect(env.KAFKA_CONTROLLER_QUORUM_VOTERS, name).toBe('1@kafka-1:9093,2@kafka-2:9093,3@kafka-3:9093');
+      expect(env.KAFKA_CONTROLLER_QUORUM_VOTERS, name).toContain(`${id}@${name}:9093`);
+      expect(env.KAFKA_ADVERTISED_LISTENERS, name).toBe(`PLAINTEXT://${name}:9092`);
+      expect(env.CLUSTER_ID, name).toMatch(/^[A-Za-z0-9_-]{22}$/);
+      expect(Number(env.KAFKA_DEFAULT_REPLICATION_FACTOR), name).toBe(3);
+      expect(Number(env.KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR), name).toBe(3);
+      expect(Number(env.KAFKA_MIN_INSYNC_REPLICAS), name).toBe(2);
+    }
+    expect(new Set(kafka.map(([, s]) => s.environment?.CLUSTER_ID)).size).toBe(1);
+    expect(new Set(kafka.map(([, s]) => s.environment?.KAFKA_NODE_ID)).size).toBe(3);
   });
 
   it('sets tokens: listening on every interface, no service takes anonymous writes or reads', () => {
