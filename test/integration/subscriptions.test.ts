@@ -5,39 +5,16 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KafkaBus } from '../../src/adapters/kafka-bus.js';
 import { connectRedis, RedisStore } from '../../src/adapters/redis-store.js';
-import type { StoredEntry, Version } from '../../src/domain/entry.js';
+import type { Version } from '../../src/domain/entry.js';
 import type { ValueEvent } from '../../src/domain/subscription-index.js';
-import type { ChangeBus, ChangeHandler, Store, Subscription } from '../../src/ports.js';
+import type { ChangeBus, ChangeHandler, Subscription } from '../../src/ports.js';
 import { Reader } from '../../src/reader/reader.js';
 import { Connection, LiveSubscriptions, type Delivery } from '../../src/reader/subscriptions.js';
 import type { Relay } from '../../src/writer/relay.js';
 import { Writer } from '../../src/writer/writer.js';
+import { HeldStore } from '../support/held-store.js';
 import { startRelay } from '../support/relay.js';
 import { kafkaBrokers, redisUrl, uniqueName } from '../support/services.js';
-
-/** Reads Redis at once but holds each answer until the test releases it: a slow network, made exact. */
-class HeldStore implements Store {
-  private held: (() => void)[] = [];
-  holding = false;
-  /** Store reads (one MGET each) so far. */
-  fetched = 0;
-  constructor(private readonly inner: Store) {}
-  write = (...args: Parameters<Store['write']>) => this.inner.write(...args);
-  get outbox() {
-    return this.inner.outbox;
-  }
-  close = () => this.inner.close();
-  async read(keys: readonly string[]): Promise<(StoredEntry | null)[]> {
-    const answer = await this.inner.read(keys);
-    this.fetched++;
-    if (this.holding) await new Promise<void>((resolve) => this.held.push(resolve));
-    return answer;
-  }
-  release(): void {
-    this.holding = false;
-    for (const resolve of this.held.splice(0)) resolve();
-  }
-}
 
 /**
  * The reader's own feed, cuttable: while cut, what the reader's consumer receives from Kafka is lost to it
