@@ -213,6 +213,7 @@ async function assemble(config: Config, undo: Undo[]): Promise<App> {
     ? new LiveSubscriptions(reader, {
         bufferSize: config.subscriptionBufferSize,
         slowConsumerMs: config.subscriptionSlowConsumerMs,
+        rememberedKeys: config.subscriptionRememberedKeys,
         maxPerConnection: config.subscriptionsPerConnection,
         maxPerProcess: config.subscriptionsPerProcess,
         maxSnapshotKeys: config.maxReadKeys,

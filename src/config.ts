@@ -44,6 +44,7 @@ export interface Config {
   shutdownTimeoutMs: number;
   subscriptionBufferSize: number;
   subscriptionSlowConsumerMs: number;
+  subscriptionRememberedKeys: number;
   subscriptionsPerConnection: number;
   subscriptionsPerProcess: number;
   logLevel: 'debug' | 'info' | 'warn' | 'error';
@@ -348,7 +349,14 @@ export const SETTINGS = [
     'SUBSCRIPTION_SLOW_CONSUMER_MS',
     '10000',
     int(1),
-    'A subscription whose buffer stays full this long, or overflows with a new key, is closed (`SLOW_CONSUMER`)',
+    'A subscription whose buffer stays full this long, or holds twice its size, is closed (`SLOW_CONSUMER`)',
+  ),
+  setting(
+    'subscriptionRememberedKeys',
+    'SUBSCRIPTION_REMEMBERED_KEYS',
+    '10000',
+    int(1, 10_000_000),
+    'Keys whose last sent version a subscription remembers (bounds a prefix subscription; a prefix resync covers them)',
   ),
   setting(
     'subscriptionsPerConnection',

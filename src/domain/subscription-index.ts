@@ -112,26 +112,40 @@ export type OfferResult =
   | 'behind';
 
 export interface QueueLimits {
-  /** Most events waiting; past it, events coalesce per key. */
+  /** Events waiting before the queue counts as full; from then on, events coalesce per key. */
   readonly capacity: number;
   /** How long the queue may stay full before the subscriber counts as behind, in ms. */
   readonly maxFullMs: number;
+  /** Most keys whose last version the gate holds (see EventQueue): bounds a prefix subscription's memory. */
+  readonly rememberedKeys: number;
 }
 
 /**
  * One subscriber's pending events. Every event passes a per-key gate: it must carry a newer version than
  * the last one queued for its key (or be the EXPIRE of that same version), so replays and duplicates are
- * dropped and a key never goes backwards. While the queue is full, an event for a key that already waits
- * replaces it in place; an event for another key, or a queue full for longer than `maxFullMs`, means the
- * subscriber is behind.
+ * dropped and a key never goes backwards.
+ *
+ * The gate holds the last version of at most `rememberedKeys` keys, the least recently passed forgotten
+ * first, and keeps the newest version it forgot as a floor: an event for a key it does not hold passes only
+ * if it is newer than that floor. So a prefix subscription costs the same memory after a million distinct
+ * keys as after a thousand, a replay of a forgotten key is still dropped, and a key still never goes
+ * backwards. Two events pass a forgotten key whatever the floor: an EXPIRE (the expiry of a value sent long
+ * ago must not go missing) and a snapshot's initial answer (the first thing sent for that key).
+ *
+ * Full means `capacity` events waiting: from then on an event for a key that already waits replaces it in
+ * place. A new key still gets in, up to twice the capacity, because one feed batch can bring more keys than
+ * a buffer holds and a client that reads promptly takes them within moments. The subscriber is behind when
+ * the queue stays full for longer than `maxFullMs`, or a new key finds twice the capacity waiting.
  */
 export class EventQueue {
   private items: (ValueEvent | undefined)[] = [];
   private head = 0;
   /** Index in `items` of the last waiting event of each key. */
   private readonly lastIndex = new Map<string, number>();
-  /** Newest version queued per key, and whether it was an EXPIRE. */
+  /** Newest version queued per key, and whether it was an EXPIRE; in order of last pass (oldest first). */
   private readonly gate = new Map<string, { version: Version; expired: boolean }>();
+  /** Newest version the gate forgot. */
+  private floor: Version | null = null;
   private fullSince: number | null = null;
 
   constructor(private readonly limits: QueueLimits) {}
@@ -140,30 +154,39 @@ export class EventQueue {
     return this.items.length - this.head;
   }
 
-  /** The newest version queued (or sent) for a key, if any. */
+  /** Keys whose last version the gate holds. */
+  get remembered(): number {
+    return this.gate.size;
+  }
+
+  /** The newest version queued (or sent) for a key, if the gate still holds it. */
   lastVersion(key: string): { version: Version; expired: boolean } | undefined {
     return this.gate.get(key);
   }
 
-  /** Keys that ever passed the gate: for a prefix subscription, the keys it has been told about. */
+  /** Keys the gate holds: for a prefix subscription, the keys it was told about most recently. */
   seenKeys(): IterableIterator<string> {
     return this.gate.keys();
   }
 
   offer(event: ValueEvent, now: number): OfferResult {
     if (!this.newer(event)) return 'stale';
-    const full = this.length >= this.limits.capacity;
-    if (full) {
+    const { capacity, maxFullMs } = this.limits;
+    if (this.length >= capacity) {
+      if (this.fullSince !== null && now - this.fullSince > maxFullMs) return 'behind';
       this.fullSince ??= now;
       const waiting = this.lastIndex.get(event.key);
-      if (waiting === undefined || now - this.fullSince > this.limits.maxFullMs) return 'behind';
-      this.items[waiting] = event;
-      this.pass(event);
-      return 'coalesced';
+      if (waiting !== undefined) {
+        this.items[waiting] = event;
+        this.pass(event);
+        return 'coalesced';
+      }
+      if (this.length >= 2 * capacity) return 'behind';
     }
     this.lastIndex.set(event.key, this.items.length);
     this.items.push(event);
     this.pass(event);
+    if (this.length >= capacity) this.fullSince ??= now;
     return 'queued';
   }
 
@@ -190,14 +213,21 @@ export class EventQueue {
   private newer(event: ValueEvent): boolean {
     if (event.version === null) return !this.gate.has(event.key);
     const last = this.gate.get(event.key);
-    if (!last) return true;
+    if (!last)
+      return event.op === 'EXPIRE' || event.initial || this.floor === null || event.version > this.floor;
     if (event.version > last.version) return true;
     return event.version === last.version && event.op === 'EXPIRE' && !last.expired;
   }
 
   private pass(event: ValueEvent): void {
-    if (event.version !== null)
-      this.gate.set(event.key, { version: event.version, expired: event.op === 'EXPIRE' });
+    if (event.version === null) return;
+    // Deleted first so that the key moves to the newest end of the map's order.
+    this.gate.delete(event.key);
+    this.gate.set(event.key, { version: event.version, expired: event.op === 'EXPIRE' });
+    if (this.gate.size <= this.limits.rememberedKeys) return;
+    const [oldest, last] = this.gate.entries().next().value as [string, { version: Version }];
+    this.gate.delete(oldest);
+    if (this.floor === null || last.version > this.floor) this.floor = last.version;
   }
 
   private compact(): void {

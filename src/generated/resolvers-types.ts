@@ -139,8 +139,12 @@ export type Subscription = {
    * Pushes every change to the watched keys that this reader applies from the change feed, in version order
    * per key, each version at most once. Give keys, a prefix, or both. Values too large to travel on the feed
    * are read from Redis once for all subscribers and sent with the event. While this reader cannot prove its
-   * feed current, changes may be missed; when it can again, every watched key newer in Redis than what was
-   * sent is sent. A subscriber that falls too far behind is sent a last error event with
+   * feed current, changes may be missed; when it can again, it re-synchronises from Redis: each watched key
+   * whose stored version is newer than the last one sent is sent once, as Redis stores it now: its newest
+   * version only (the versions written in between are not sent), op SET, or DELETE for a deleted key (a key
+   * Redis no longer holds at all, not even as a tombstone, is not sent). For a
+   * prefix, the keys re-read are those this subscription was sent most recently (up to
+   * SUBSCRIPTION_REMEMBERED_KEYS). A subscriber that falls too far behind is sent a last error event with
    * extensions.code SLOW_CONSUMER, then the subscription ends; a reader that stops ends it with a complete.
    * Over the configured limits of subscriptions per connection or per process: TOO_MANY_SUBSCRIPTIONS.
    */
@@ -163,7 +167,10 @@ export type ValueChange = {
   initial: Scalars['Boolean']['output'];
   /** The key concerned. */
   key: Scalars['String']['output'];
-  /** What happened: SET, DELETE or EXPIRE. In an initial event, SET when the key has a value, else DELETE. */
+  /**
+   * What happened: SET, DELETE or EXPIRE. In an initial event, and in one sent by a resync after feed loss
+   * (the stored entry, not the change), SET when the key has a value, else DELETE.
+   */
   op: ChangeOp;
   /** The value after the change; null once the key has no value (deleted, expired, never written). */
   value: Maybe<Scalars['String']['output']>;

@@ -82,7 +82,7 @@ export class Reader {
   private subscription: Subscription | null = null;
   private purgeTimer: NodeJS.Timeout | null = null;
   private readonly clock: Clock;
-  private readonly changeListeners = new Set<(changes: readonly Change[]) => void>();
+  private readonly changeListeners = new Set<(changes: readonly Change[]) => unknown>();
   private readonly trustListeners = new Set<(trusted: boolean) => void>();
 
   private constructor(
@@ -198,9 +198,10 @@ export class Reader {
 
   /**
    * Called with every batch of changes from the feed, in feed order, once the memory tier has taken them
-   * (when it is in use): the hook for pushing changes to clients.
+   * (when it is in use): the hook for pushing changes to clients. A listener that returns a promise holds
+   * the feed until it settles (backpressure: the next batch waits); whatever else it returns is ignored.
    */
-  onApplied(listener: (changes: readonly Change[]) => void): () => void {
+  onApplied(listener: (changes: readonly Change[]) => unknown): () => void {
     this.changeListeners.add(listener);
     return () => this.changeListeners.delete(listener);
   }
@@ -220,7 +221,7 @@ export class Reader {
     this.subscription = null;
   }
 
-  private onChanges(changes: readonly Change[]): void {
+  private onChanges(changes: readonly Change[]): Promise<void> | void {
     if (this.trusted()) {
       for (const change of changes) this.tier.apply(change);
       applied.inc({}, changes.length);
@@ -228,13 +229,19 @@ export class Reader {
     // Sub-millisecond wall clock: Date.now() alone would round every sample to whole ms.
     const nowMicros = (performance.timeOrigin + performance.now()) * 1000;
     for (const change of changes) propagation.observe((nowMicros - Number(change.version)) / 1000);
+    let pending: Promise<void>[] | null = null;
     for (const listener of this.changeListeners) {
       try {
-        listener(changes);
+        const settled = listener(changes);
+        if (settled instanceof Promise)
+          (pending ??= []).push(
+            settled.catch((error: unknown) => reportError('reader', 'change listener failed', error)),
+          );
       } catch (error) {
         reportError('reader', 'change listener failed', error);
       }
     }
+    if (pending) return Promise.all(pending).then(() => undefined);
   }
 
   /** The memory tier is used only while the feed is proven current (the monitor reports each change). */

@@ -11,8 +11,10 @@ import type { Fetched, Reader } from './reader.js';
 export interface LiveOptions {
   /** Events waiting per subscription before changes to the same key coalesce. */
   bufferSize: number;
-  /** A subscription whose buffer stays full this long, or overflows with a new key, is closed. */
+  /** A subscription whose buffer stays full this long, or holds twice its size, is closed. */
   slowConsumerMs: number;
+  /** Keys whose last sent version a subscription remembers (see EventQueue). */
+  rememberedKeys: number;
   maxPerProcess: number;
   maxPerConnection: number;
   /** Most keys a prefix snapshot covers. */
@@ -87,9 +89,7 @@ export class LiveSubscriptions {
   ) {
     this.clock = options.clock ?? systemClock;
     this.stopListening = [
-      reader.onApplied((changes) => {
-        for (const change of changes) this.route(change);
-      }),
+      reader.onApplied((changes) => this.routeAll(changes)),
       reader.onTrustChange((trusted) => {
         if (trusted) void this.resync();
       }),
@@ -104,6 +104,15 @@ export class LiveSubscriptions {
       'tiercache_subscription_expiry_timers',
       'Keys with a pending EXPIRE timer',
       () => this.expiries.size,
+    );
+    metrics.gauge(
+      'tiercache_subscription_remembered_keys',
+      'Keys whose last sent version open subscriptions remember (each subscription holds at most SUBSCRIPTION_REMEMBERED_KEYS)',
+      () => {
+        let remembered = 0;
+        for (const sub of this.open) remembered += sub.remembered;
+        return remembered;
+      },
     );
     metrics.gauge('tiercache_subscription_buffered_events', 'Events waiting in subscription buffers', () => {
       let waiting = 0;
@@ -195,6 +204,26 @@ export class LiveSubscriptions {
       reportError('subscriptions', 'snapshot failed', error, { keys: keys.size });
       sub.fail('the current values could not be read from the store; subscribe again');
     }
+  }
+
+  /**
+   * One feed batch can carry more keys than a subscription's buffer holds: it is routed in slices of half a
+   * buffer, and the event loop turns between slices, so transports take what waits before the next slice
+   * comes (the feed waits for this, so nothing piles up here). A client that reads promptly is never closed
+   * for the size of a batch; one that does not read fills its buffer and is closed (see EventQueue).
+   */
+  private routeAll(changes: readonly Change[]): Promise<void> | void {
+    const slice = Math.max(1, Math.floor(this.options.bufferSize / 2));
+    if (changes.length <= slice) {
+      for (const change of changes) this.route(change);
+      return;
+    }
+    return (async () => {
+      for (let start = 0; start < changes.length; start += slice) {
+        if (start > 0) await new Promise((resolve) => setImmediate(resolve));
+        for (const change of changes.slice(start, start + slice)) this.route(change);
+      }
+    })();
   }
 
   private route(change: Change): void {
@@ -325,7 +354,11 @@ class LiveSubscription implements AsyncIterableIterator<Delivery> {
       finished(sub: LiveSubscription): void;
     },
   ) {
-    const limits = { capacity: options.bufferSize, maxFullMs: options.slowConsumerMs };
+    const limits = {
+      capacity: options.bufferSize,
+      maxFullMs: options.slowConsumerMs,
+      rememberedKeys: options.rememberedKeys,
+    };
     this.queue = new EventQueue(limits);
     if (snapshot) this.held = new EventQueue(limits);
     this.state = snapshot ? 'snapshot' : 'live';
@@ -335,7 +368,11 @@ class LiveSubscription implements AsyncIterableIterator<Delivery> {
     return this.queue.length + (this.held?.length ?? 0);
   }
 
-  /** Every key this subscription watches by name or has been told about under its prefix. */
+  get remembered(): number {
+    return this.queue.remembered + (this.held?.remembered ?? 0);
+  }
+
+  /** Every key this subscription watches by name, and those under its prefix it was told about recently. */
   keys(): Set<string> {
     const keys = new Set(this.watch.keys);
     if (this.watch.prefix !== null) for (const key of this.queue.seenKeys()) keys.add(key);
@@ -401,7 +438,7 @@ class LiveSubscription implements AsyncIterableIterator<Delivery> {
     this.end(
       {
         ended: 'SLOW_CONSUMER',
-        message: `this subscription fell more than ${this.queue.length} events behind; it is closed, subscribe again (with includeInitial) to catch up`,
+        message: `this subscription fell behind (${this.queue.length} events unread); it is closed, subscribe again (with includeInitial) to catch up`,
       },
       true,
     );

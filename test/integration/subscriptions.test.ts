@@ -129,6 +129,7 @@ beforeAll(async () => {
   live = new LiveSubscriptions(reader, {
     bufferSize: 50,
     slowConsumerMs: 60_000,
+    rememberedKeys: 10_000,
     maxPerConnection: 1000,
     maxPerProcess: 1000,
     maxSnapshotKeys: 1000,
@@ -340,6 +341,48 @@ describe('fan-out', () => {
   });
 });
 
+describe('a feed batch with more keys than a buffer holds', () => {
+  it('does not close a subscriber that reads promptly; one that does not read is still closed', async () => {
+    const bufferSize = 20;
+    const small = new LiveSubscriptions(reader, {
+      bufferSize,
+      slowConsumerMs: 60_000,
+      rememberedKeys: 10_000,
+      maxPerConnection: 10,
+      maxPerProcess: 10,
+      maxSnapshotKeys: 10,
+    });
+    const base = `${prefix}batch:${uniqueName('k')}:`;
+    const keys = Array.from({ length: 300 }, (_, i) => `${base}${i}`);
+    const fast = collect(small.subscribe({ keys: [], prefix: base }, false, new Connection()));
+    const idle = small.subscribe({ keys: [], prefix: base }, false, new Connection());
+    let largest = 0;
+    const stop = reader.onApplied((changes) => {
+      largest = Math.max(largest, changes.filter((c) => c.key.startsWith(base)).length);
+    });
+    // One write, one outbox entry, one Kafka send: the reader gets it in a batch per partition.
+    const committed = await writer.setValues(
+      keys.map((key) => ({ key, value: 'one-batch' })),
+      null,
+    );
+    const final = new Map(committed.map((c) => [c.key, c.version]));
+    await until('the reading subscriber to get every key', () => {
+      const got = new Map(fast.values().map((e) => [e.key, e.version]));
+      return keys.every((key) => got.get(key) === final.get(key)) || fast.events.some((e) => 'ended' in e);
+    });
+    stop();
+    // The batch really was larger than the buffer, even than twice it.
+    expect(largest).toBeGreaterThan(2 * bufferSize);
+    expect(fast.events.filter((e) => 'ended' in e)).toEqual([]);
+    expect(fast.values()).toHaveLength(keys.length);
+    const slow = collect(idle);
+    await slow.finished;
+    expect(slow.events.at(-1)).toMatchObject({ ended: 'SLOW_CONSUMER' });
+    await fast.stop();
+    small.close();
+  });
+});
+
 describe('a slow subscriber', () => {
   it('is closed with SLOW_CONSUMER while 10,000 changes reach the others, its buffer bounded', async () => {
     // Buffers larger than the 100 keys watched: a burst coalesces instead of overflowing; being full
@@ -347,6 +390,7 @@ describe('a slow subscriber', () => {
     const slowLive = new LiveSubscriptions(reader, {
       bufferSize: 200,
       slowConsumerMs: 3000,
+      rememberedKeys: 10_000,
       maxPerConnection: 10,
       maxPerProcess: 10,
       maxSnapshotKeys: 10,

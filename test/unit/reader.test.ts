@@ -1,6 +1,6 @@
 // The reader on the embedded adapters (which pass the same contract suites as Redis and Kafka), with an
 // injected clock: bounded staleness, fresh reads and the write → feed → memory path, without sleeping.
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { LocalBus } from '../../src/adapters/local-bus.js';
 import { MemoryStore } from '../../src/adapters/memory-store.js';
 import type { ChangeBus, ChangeHandler, Subscription } from '../../src/ports.js';
@@ -190,5 +190,23 @@ describe('Reader', () => {
     bus.stalled = true;
     now += 5001;
     expect(reader.readHeld(['a'])).toBeUndefined();
+  });
+  it('holds the feed while a change listener’s promise is pending: the next batch waits (backpressure)', async () => {
+    const { store, reader, writer } = await setup();
+    const batches: string[][] = [];
+    let release = (): void => undefined;
+    const stop = reader.onApplied((changes) => {
+      batches.push(changes.map((c) => c.key));
+      if (batches.length === 1) return new Promise<void>((resolve) => (release = resolve));
+    });
+    await writer.setValues([{ key: 'first', value: '1' }], null);
+    await writer.setValues([{ key: 'second', value: '2' }], null);
+    // Both batches are on the bus once the relay has emptied the outbox.
+    await vi.waitFor(async () => expect((await store.outbox.backlog()).entries).toBe(0));
+    for (let turn = 0; turn < 10; turn++) await new Promise((resolve) => setImmediate(resolve));
+    expect(batches).toEqual([['first']]);
+    release();
+    await vi.waitFor(() => expect(batches).toEqual([['first'], ['second']]));
+    stop();
   });
 });

@@ -132,7 +132,7 @@ describe('SubscriptionIndex', () => {
 });
 
 describe('EventQueue', () => {
-  const limits = { capacity: 3, maxFullMs: 1000 };
+  const limits = { capacity: 3, maxFullMs: 1000, rememberedKeys: 100 };
 
   it('passes each version of a key once, in increasing order', () => {
     const q = new EventQueue(limits);
@@ -172,18 +172,29 @@ describe('EventQueue', () => {
     expect(drain(q)).toEqual(['a@1:SET', 'b@2:SET', 'a@3:SET']);
   });
 
-  it('is behind when full and a new key arrives, or when full for longer than the limit', () => {
+  it('takes a burst of new keys past its capacity, up to twice it, and is behind when more comes unread', () => {
+    const q = new EventQueue(limits);
+    // One feed batch can bring more keys than the buffer holds: a client that reads promptly takes them.
+    for (const key of ['a', 'b', 'c', 'd', 'e', 'f']) expect(q.offer(event(key, 1n), 0)).toBe('queued');
+    expect(q.offer(event('a', 2n), 0)).toBe('coalesced');
+    expect(q.offer(event('g', 1n), 0)).toBe('behind');
+    expect(q.length).toBe(6);
+    expect(drain(q)).toEqual(['a@2:SET', 'b@1:SET', 'c@1:SET', 'd@1:SET', 'e@1:SET', 'f@1:SET']);
+  });
+
+  it('is behind when it stays full for longer than the limit, however little comes', () => {
     const q = new EventQueue(limits);
     q.offer(event('a', 1n), 0);
     q.offer(event('b', 1n), 0);
     q.offer(event('c', 1n), 0);
-    expect(q.offer(event('d', 1n), 0)).toBe('behind');
     expect(q.offer(event('a', 2n), 500)).toBe('coalesced');
     expect(q.offer(event('a', 3n), 1001)).toBe('behind');
     // Taking one makes room: the clock of "full" starts again.
     q.take();
     expect(q.offer(event('d', 1n), 5000)).toBe('queued');
     expect(q.offer(event('b', 2n), 5500)).toBe('coalesced');
+    expect(q.offer(event('e', 1n), 5900)).toBe('queued');
+    expect(q.offer(event('f', 1n), 6001)).toBe('behind');
   });
 
   it('is behind only once full for longer than maxFullMs, not at exactly maxFullMs', () => {
@@ -239,7 +250,7 @@ describe('EventQueue', () => {
   });
 
   it('keeps its order across many takes (compaction)', () => {
-    const q = new EventQueue({ capacity: 5000, maxFullMs: 1000 });
+    const q = new EventQueue({ capacity: 5000, maxFullMs: 1000, rememberedKeys: 100 });
     const seen: string[] = [];
     for (let i = 1; i <= 4000; i++) {
       q.offer(event(`k${i % 7}`, BigInt(i)), 0);
@@ -264,5 +275,31 @@ describe('EventQueue', () => {
     expect(q.offer(event('k1026', 2n), 0)).toBe('coalesced');
     expect(q.offer(event('k1025', 2n), 0)).toBe('coalesced');
     expect(drain(q)).toEqual(['k1025@2:SET', 'k1026@2:SET', 'z@1:SET']);
+  });
+});
+
+describe('EventQueue memory', () => {
+  it('remembers a bounded number of keys however many distinct keys pass, and still passes no replay', () => {
+    const q = new EventQueue({ capacity: 10, maxFullMs: 1000, rememberedKeys: 100 });
+    for (let i = 1; i <= 10_000; i++) {
+      expect(q.offer(event(`k${i}`, BigInt(i)), 0)).toBe('queued');
+      q.take();
+    }
+    expect(q.remembered).toBeLessThanOrEqual(100);
+    expect([...q.seenKeys()].length).toBe(q.remembered);
+    // Forgotten long ago, k1's version is still not sent again, nor an older one of any forgotten key.
+    expect(q.offer(event('k1', 1n), 0)).toBe('stale');
+    expect(q.offer(event('k5', 2n), 0)).toBe('stale');
+    // A remembered key keeps its exact gate.
+    expect(q.offer(event('k10000', 10_000n), 0)).toBe('stale');
+    expect(q.offer(event('k10000', 10_001n), 0)).toBe('queued');
+    // A forgotten key's newer version passes, and then only newer ones.
+    expect(q.offer(event('k1', 20_000n), 0)).toBe('queued');
+    expect(q.offer(event('k1', 20_000n), 0)).toBe('stale');
+    // The expiry of a value sent long ago must not go missing: it passes for a forgotten key.
+    expect(q.offer(event('k2', 2n, 'EXPIRE'), 0)).toBe('queued');
+    // A snapshot's first answer for a key is sent whatever the forgotten versions.
+    expect(q.offer({ ...event('k3', 3n), initial: true }, 0)).toBe('queued');
+    expect(q.remembered).toBeLessThanOrEqual(100);
   });
 });
