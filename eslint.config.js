@@ -17,10 +17,17 @@ export default tseslint.config(
     files: ['src/pages/**/*.js'],
     languageOptions: {
       globals: Object.fromEntries(
-        ['document', 'EventSource', 'URLSearchParams', 'history', 'location'].map((name) => [
-          name,
-          'readonly',
-        ]),
+        [
+          'document',
+          'URLSearchParams',
+          'history',
+          'location',
+          'fetch',
+          'AbortController',
+          'TextDecoderStream',
+          'setTimeout',
+          'console',
+        ].map((name) => [name, 'readonly']),
       ),
     },
   },

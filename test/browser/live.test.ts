@@ -1,5 +1,7 @@
 // A real browser (Debian's chromium, driven by playwright-core) against `npm start`'s embedded default: the
-// /live page shows a key change as it is written, and GraphiQL at /graphql runs a subscription offline.
+// /live page shows a key change as it is written (also with READ_TOKENS: the right token follows writes, a
+// wrong one is told UNAUTHENTICATED, and the token never appears in a URL), and GraphiQL at /graphql runs a
+// subscription offline.
 import { existsSync } from 'node:fs';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -18,8 +20,14 @@ function chromiumPath(): string {
   return found;
 }
 
+const READ_TOKEN = 'live-page-read-token';
+
 let app: RunningTiercache;
+/** The same embedded default with READ_TOKENS set. */
+let guarded: RunningTiercache;
 let browser: Browser;
+/** Every URL the pages requested: a token must never be in one (URLs land in logs). */
+const requested: string[] = [];
 /** Requests the pages made outside the server under test: there must be none (no CDN, no internet). */
 const foreign: string[] = [];
 
@@ -27,14 +35,21 @@ async function newPage(): Promise<Page> {
   const page = await browser.newPage();
   page.on('request', (req) => {
     const url = req.url();
-    if (!url.startsWith(app.base) && !url.startsWith('blob:') && !url.startsWith('data:')) foreign.push(url);
+    requested.push(url);
+    if (
+      !url.startsWith(app.base) &&
+      !url.startsWith(guarded.base) &&
+      !url.startsWith('blob:') &&
+      !url.startsWith('data:')
+    )
+      foreign.push(url);
   });
   return page;
 }
 
-async function set(key: string, value: string): Promise<void> {
+async function set(key: string, value: string, base = app.base): Promise<void> {
   const res = await graphql(
-    app.base,
+    base,
     `
       mutation ($k: String!, $v: String!) {
         setValues(entries: [{ key: $k, value: $v }]) {
@@ -52,13 +67,16 @@ async function set(key: string, value: string): Promise<void> {
 beforeAll(async () => {
   const executablePath = chromiumPath();
   // The embedded default, as `npm start` runs it: no Redis, no Kafka.
-  app = await startTiercache([], { REDIS_URL: '', KAFKA_BROKERS: '' });
+  [app, guarded] = await Promise.all([
+    startTiercache([], { REDIS_URL: '', KAFKA_BROKERS: '' }),
+    startTiercache([], { REDIS_URL: '', KAFKA_BROKERS: '', READ_TOKENS: READ_TOKEN }),
+  ]);
   browser = await chromium.launch({ executablePath, args: ['--no-sandbox'] });
 }, 120_000);
 
 afterAll(async () => {
   await browser?.close();
-  await app?.stop();
+  await Promise.all([app?.stop(), guarded?.stop()]);
 });
 
 describe('the /live page', () => {
@@ -80,6 +98,44 @@ describe('the /live page', () => {
     expect(await page.locator('tr[data-key="greeting"] td.event').textContent()).toBe('SET');
     await page.close();
     expect(foreign).toEqual([]);
+  });
+});
+
+describe('the /live page on a reader with READ_TOKENS', () => {
+  /** Opens /live on the guarded reader and watches `key` with `token`. */
+  async function watchWith(key: string, token: string): Promise<Page> {
+    const page = await newPage();
+    await page.goto(`${guarded.base}/live`);
+    await page.fill('#keys', key);
+    await page.fill('#token', token);
+    await page.click('button[type=submit]');
+    return page;
+  }
+
+  it('with the right token, shows the current value and follows a write', async () => {
+    await set('guarded', 'first', guarded.base);
+    const page = await watchWith('guarded', READ_TOKEN);
+    const status = page.locator('#status');
+    await expect.poll(() => status.getAttribute('data-state'), { timeout: 20_000 }).toBe('live');
+    const value = page.locator('tr[data-key="guarded"] td.value');
+    await expect.poll(() => value.textContent(), { timeout: 20_000 }).toBe('first');
+    await set('guarded', 'second', guarded.base);
+    await expect.poll(() => value.textContent(), { timeout: 20_000 }).toBe('second');
+    expect(await page.locator('#message').isHidden()).toBe(true);
+    await page.close();
+    expect(requested.filter((url) => url.includes(READ_TOKEN))).toEqual([]);
+    expect(foreign).toEqual([]);
+  });
+
+  it('with a wrong token, shows UNAUTHENTICATED and no value', async () => {
+    await set('guarded', 'secret-value', guarded.base);
+    const page = await watchWith('guarded', 'not-the-token');
+    const message = page.locator('#message');
+    await expect.poll(() => message.textContent(), { timeout: 20_000 }).toContain('UNAUTHENTICATED');
+    expect(await page.locator('#status').getAttribute('data-state')).toBe('lost');
+    expect(await page.locator('tr[data-key="guarded"]').count()).toBe(0);
+    await page.close();
+    expect(requested.filter((url) => url.includes('not-the-token'))).toEqual([]);
   });
 });
 
