@@ -1,7 +1,7 @@
 // Live subscriptions on a reader fed by the real Kafka and Redis: every change once and in order, the
-// snapshot/delta race forced both ways, invalidations delivered with their value, expiry as an event,
-// a resync after the feed was cut, a slow subscriber that cannot hold up the others, and one consumer
-// for any number of subscribers.
+// snapshot/delta race forced both ways, invalidations delivered with their value, expiry as an event, a
+// feed batch larger than a buffer, a slow subscriber that cannot hold up the others, and one consumer for
+// any number of subscribers. Feed loss and resync: test/faults/subscriptions.test.ts (a real broker cut).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KafkaBus } from '../../src/adapters/kafka-bus.js';
 import { connectRedis, RedisStore } from '../../src/adapters/redis-store.js';
@@ -16,27 +16,16 @@ import { HeldStore } from '../support/held-store.js';
 import { startRelay } from '../support/relay.js';
 import { kafkaBrokers, redisUrl, uniqueName } from '../support/services.js';
 
-/**
- * The reader's own feed, cuttable: while cut, what the reader's consumer receives from Kafka is lost to it
- * (the consumer goes on and commits past it) and no sync barrier passes, so the feed monitor loses the proof.
- */
-class CuttableBus implements ChangeBus {
-  cut = false;
+/** The reader's own feed, counting the subscriptions made on it (the real KafkaBus does the rest). */
+class CountingBus implements ChangeBus {
   subscriptions = 0;
   constructor(private readonly inner: ChangeBus) {}
   publish = (...args: Parameters<ChangeBus['publish']>) => this.inner.publish(...args);
   messageBytes = (...args: Parameters<ChangeBus['messageBytes']>) => this.inner.messageBytes(...args);
   close = () => this.inner.close();
-  async subscribe(subscriberId: string, handler: ChangeHandler): Promise<Subscription> {
+  subscribe(subscriberId: string, handler: ChangeHandler): Promise<Subscription> {
     this.subscriptions++;
-    const sub = await this.inner.subscribe(subscriberId, (changes) =>
-      this.cut ? undefined : handler(changes),
-    );
-    return {
-      sync: (timeoutMs) =>
-        this.cut ? Promise.reject(new Error('feed cut by the test')) : sub.sync(timeoutMs),
-      close: () => sub.close(),
-    };
+    return this.inner.subscribe(subscriberId, handler);
   }
 }
 
@@ -45,7 +34,7 @@ const prefix = `${uniqueName('subs')}:`;
 const closers: (() => Promise<unknown>)[] = [];
 let reader: Reader;
 let held: HeldStore;
-let feed: CuttableBus;
+let feed: CountingBus;
 let writerStore: RedisStore;
 let writerBus: KafkaBus;
 let relay: Relay;
@@ -118,7 +107,7 @@ beforeAll(async () => {
   const readerBus = await KafkaBus.create({ ...busOptions, clientId: 'subs-reader' });
   writerBus = await KafkaBus.create({ ...busOptions, clientId: 'subs-writer' });
   held = new HeldStore(new RedisStore({ redis: readerRedis, prefix }));
-  feed = new CuttableBus(readerBus);
+  feed = new CountingBus(readerBus);
   reader = await Reader.start(held, feed, {
     instanceId: uniqueName('subs-reader'),
     memory: { maxEntries: 1000, maxBytes: 1 << 22, ttlMs: 60_000, negativeTtlMs: 60_000 },
@@ -161,7 +150,6 @@ beforeAll(async () => {
 
 afterAll(async () => {
   held?.release();
-  feed.cut = false;
   for (const close of closers) await close();
 });
 
@@ -276,55 +264,6 @@ describe('expiry', () => {
     ]);
     expect(await writerStore.read([k])).toEqual([null]);
     await sub.stop();
-  });
-});
-
-describe('feed loss', () => {
-  it('re-synchronises every subscription from Redis once the feed is trusted again', async () => {
-    const keys = [1, 2, 3].map((i) => `${prefix}loss:${i}:${uniqueName('k')}`);
-    for (const k of keys) await writeAndApply(k, 'before');
-    const byKey = open(keys);
-    const byPrefix = open([], { prefix: `${prefix}loss:` });
-    const first = await writeAndApply(keys[0]!, 'seen-by-prefix');
-    await until('the prefix subscriber to know the key', () =>
-      byPrefix.values().some((e) => e.version === first),
-    );
-    feed.cut = true;
-    await until('the reader to lose trust in its feed', () => !reader.feedCurrent);
-    const during = await writer.setValues(
-      keys.map((key) => ({ key, value: 'written-during-the-cut' })),
-      null,
-    );
-    const [deleted] = await writer.deleteValues([keys[2]!]);
-    // Announced on Kafka (the relay acknowledged it) yet lost to this reader.
-    const deadline = Date.now() + 30_000;
-    while ((await writerStore.outbox.size()) > 0 && Date.now() < deadline)
-      await new Promise((r) => setTimeout(r, 20));
-    expect(await writerStore.outbox.size()).toBe(0);
-    expect(byKey.values().some((e) => e.value === 'written-during-the-cut')).toBe(false);
-    feed.cut = false;
-    await until('the feed to be trusted again', () => reader.feedCurrent);
-    const expected = [
-      { key: keys[0], version: during[0]!.version, value: 'written-during-the-cut', op: 'SET' },
-      { key: keys[1], version: during[1]!.version, value: 'written-during-the-cut', op: 'SET' },
-      { key: keys[2], version: deleted!.version, value: null, op: 'DELETE' },
-    ];
-    const latest = (s: ReturnType<typeof open>, key: string) =>
-      s
-        .values()
-        .filter((e) => e.key === key)
-        .at(-1);
-    await until('the key subscriber to be resynchronised', () =>
-      expected.every((x) => latest(byKey, x.key!)?.version === x.version),
-    );
-    for (const x of expected) expect(latest(byKey, x.key!)).toMatchObject(x);
-    // The prefix subscriber had been told about keys[0] only; that one it gets back.
-    await until('the prefix subscriber', () => latest(byPrefix, keys[0]!)?.version === expected[0]!.version);
-    // And Redis agrees.
-    const stored = await writerStore.read(keys);
-    expect(stored.map((s) => s?.version)).toEqual(expected.map((x) => x.version));
-    await byKey.stop();
-    await byPrefix.stop();
   });
 });
 
