@@ -115,3 +115,19 @@ export function bucketQuantile({ bounds, cumulative }: Buckets, q: number): Quan
   const inBucket = (cumulative[i] as number) - below;
   return { value: lower + (upper - lower) * ((rank - below) / inBucket), overflow: false };
 }
+
+export interface Quantiles {
+  p50: Quantile;
+  p99: Quantile;
+  count: number;
+}
+
+/** The median and 99th percentile of what a histogram observed between two scrapes. */
+export function quantilesBetween(before: MetricSample[], after: MetricSample[], name: string): Quantiles {
+  const delta = bucketDelta(histogram(before, name), histogram(after, name));
+  return {
+    p50: bucketQuantile(delta, 0.5),
+    p99: bucketQuantile(delta, 0.99),
+    count: delta.cumulative[delta.cumulative.length - 1] ?? 0,
+  };
+}

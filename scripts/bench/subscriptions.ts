@@ -6,7 +6,14 @@ import { readFileSync } from 'node:fs';
 import { eventually } from '../../test/support/processes.js';
 import { setValues, valueOf } from './api.js';
 import { scrape } from './http.js';
-import { distribution, total, type Distribution } from './stats.js';
+import {
+  distribution,
+  quantilesBetween,
+  total,
+  type Distribution,
+  type Quantile,
+  type Quantiles,
+} from './stats.js';
 
 export interface SubscriptionSetup {
   writer: string;
@@ -44,6 +51,13 @@ export interface SubscriptionResult {
   readerCpu: number;
   /** Subscriptions the reader closed on its own (SLOW_CONSUMER, ...) during the phase. */
   closedByServer: number;
+  /**
+   * Where the time goes, from the reader's own histograms over the window (ms from the commit, on the Redis
+   * server's clock, to that stage on the reader's; same machine): the change applied from Kafka, and its
+   * event taken by a subscription transport. What the client sees beyond the second is the transports'
+   * writing and the client's reading.
+   */
+  stages: { applied: Quantiles; takenByTransport: Quantiles };
 }
 
 const SUBSCRIBE = 'subscription($k: [String!]) { valueChanged(keys: $k) { key value version } }';
@@ -149,6 +163,7 @@ export async function measureSubscriptions(s: SubscriptionSetup): Promise<Subscr
   const rssOpenBytes = rss(s.readerPid);
 
   // Writes at the stated rate, one key each, round robin; each ack timestamped.
+  const metricsBefore = await scrape(s.reader);
   const cpuStart = cpuSeconds(s.readerPid);
   const windowStart = performance.now();
   const writes = Math.round(s.rate * s.durationSeconds);
@@ -182,6 +197,11 @@ export async function measureSubscriptions(s: SubscriptionSetup): Promise<Subscr
   const windowSeconds = (performance.now() - windowStart) / 1000;
   const readerCpu = (cpuSeconds(s.readerPid) - cpuStart) / windowSeconds;
   const rssAfterBytes = rss(s.readerPid);
+  const metricsAfter = await scrape(s.reader);
+  const stages = {
+    applied: quantilesBetween(metricsBefore, metricsAfter, 'tiercache_reader_propagation_ms'),
+    takenByTransport: quantilesBetween(metricsBefore, metricsAfter, 'tiercache_subscription_delivery_ms'),
+  };
   const closedByServer = (await closedByReader()) - closedBefore;
 
   for (const res of responses) res.destroy();
@@ -210,6 +230,7 @@ export async function measureSubscriptions(s: SubscriptionSetup): Promise<Subscr
     bytesPerSubscriber: (rssOpenBytes - rssBeforeBytes) / s.subscribers,
     readerCpu,
     closedByServer,
+    stages,
   };
 }
 
@@ -226,6 +247,13 @@ export function renderSubscriptions(r: SubscriptionResult): string {
       `closed by the server: ${r.closedByServer}`,
     `  delay write acknowledged → event received (ms): p50 ${d.p50.toFixed(1)}, p90 ${d.p90.toFixed(1)}, ` +
       `p99 ${d.p99.toFixed(1)}, max ${d.max.toFixed(1)} (${d.count} events)`,
+    `  on the reader, commit → applied from Kafka (ms): ${quantiles(r.stages.applied)}`,
+    `  on the reader, commit → event taken by its transport (ms): ${quantiles(r.stages.takenByTransport)}`,
     '',
   ].join('\n');
+}
+
+function quantiles(q: Quantiles): string {
+  const show = ({ value, overflow }: Quantile): string => `${overflow ? '>' : ''}${value.toFixed(1)}`;
+  return `p50 ${show(q.p50)}, p99 ${show(q.p99)} (${q.count} samples, from bucket bounds)`;
 }
