@@ -128,6 +128,8 @@ function watch(keys, prefix, token) {
         body: JSON.stringify({ query: SUBSCRIPTION, variables }),
         signal: controller.signal,
       });
+      // The server failed (e.g. Redis unavailable): worth trying again, like a dropped connection.
+      if (response.status >= 500) throw new Error(`HTTP ${response.status}`);
       if (!response.ok || !response.headers.get('content-type')?.includes('text/event-stream')) {
         // Refused (a missing or wrong token, bad input): trying again would only be refused again.
         showMessage(refusalText(response.status, await response.text()));
