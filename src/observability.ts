@@ -163,6 +163,15 @@ export class Metrics {
 
 export const metrics = new Metrics();
 
+const refused = metrics.counter(
+  'tiercache_http_refused_total',
+  'Requests refused, by extensions.code: by the request guard before any work, or RESPONSE_TOO_LARGE once the answer outgrew MAX_RESPONSE_BYTES',
+);
+/** Counts a refusal: abuse shows on /metrics, while the client reads why in its error. */
+export function countRefusal(code: string): void {
+  refused.inc({ code });
+}
+
 /** Counts errors that nobody can act on synchronously, with their context logged. */
 export const internalErrors = metrics.counter(
   'tiercache_internal_errors_total',

@@ -21,4 +21,9 @@ export interface RequestContext extends Roles {
   access: { read: boolean; write: boolean };
   /** The client connection the operation came on, for the subscriptions-per-connection limit. */
   connection: Connection;
+  /**
+   * The fast path's execution (src/http/fast-path.ts): an answer with errors is discarded and yoga executes
+   * the request again, so what its errors would count is counted on yoga's execution only.
+   */
+  provisional: boolean;
 }

@@ -1,7 +1,7 @@
 // Errors the client can act on, each with its extensions.code; anything else is masked, logged and counted.
 import { GraphQLError } from 'graphql';
 import { InvalidInput, ResponseTooLarge } from '../domain/limits.js';
-import { reportError } from '../observability.js';
+import { countRefusal, reportError } from '../observability.js';
 import { FeedBackedUp, StoreFailure } from '../ports.js';
 
 export type ErrorCode =
@@ -31,13 +31,17 @@ export function wrongRole(needed: 'reader' | 'writer'): GraphQLError {
 /**
  * Maps what a resolver threw to what the client sees: invalid input names the offending argument; a failing
  * store is UNAVAILABLE (worth a retry); anything else is a fault of ours, INTERNAL. Both are logged with
- * their cause; the client sees neither cause.
+ * their cause; the client sees neither cause. An answer refused for its size is counted on /metrics like the
+ * guard's refusals, unless the error belongs to a provisional execution (see RequestContext.provisional).
  */
-export function toClientError(error: unknown, operation: string): GraphQLError {
+export function toClientError(error: unknown, operation: string, provisional = false): GraphQLError {
   if (error instanceof GraphQLError) return error;
   if (error instanceof InvalidInput)
     return clientError('BAD_USER_INPUT', error.message, { argument: error.path });
-  if (error instanceof ResponseTooLarge) return clientError('RESPONSE_TOO_LARGE', error.message);
+  if (error instanceof ResponseTooLarge) {
+    if (!provisional) countRefusal('RESPONSE_TOO_LARGE');
+    return clientError('RESPONSE_TOO_LARGE', error.message);
+  }
   // Not a fault: the bound doing its job while Kafka is away (counted by the writer, visible on /metrics).
   if (error instanceof FeedBackedUp) return clientError('UNAVAILABLE', error.message);
   reportError('graphql', `${operation} failed`, error);

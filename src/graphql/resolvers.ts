@@ -48,7 +48,7 @@ export function createResolvers(limits: Limits): Resolvers<RequestContext> {
       values: (_root, { keys, fresh }, ctx) => {
         const reader = requireReader(ctx);
         const fail = (error: unknown): never => {
-          throw toClientError(error, 'values');
+          throw toClientError(error, 'values', ctx.provisional);
         };
         try {
           checkRead(keys, limits);
@@ -62,7 +62,7 @@ export function createResolvers(limits: Limits): Resolvers<RequestContext> {
       value: (_root, { key, fresh }, ctx) => {
         const reader = requireReader(ctx);
         const fail = (error: unknown): never => {
-          throw toClientError(error, 'value');
+          throw toClientError(error, 'value', ctx.provisional);
         };
         try {
           checkKey(key, 'key', limits);

@@ -32,7 +32,7 @@ import {
   type ValidationContext,
 } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
-import { metrics } from '../observability.js';
+import { countRefusal } from '../observability.js';
 
 export interface GuardOptions {
   writeTokens: readonly string[];
@@ -84,15 +84,6 @@ export class Refusal extends Error {
 // Headers a browser cannot send cross-site without a preflight: yoga's CSRF prevention plugin and Apollo's.
 const CSRF_HEADERS = ['x-graphql-yoga-csrf', 'apollo-require-preflight', 'x-apollo-operation-name'];
 const ROUTE_ACCESS: Record<string, keyof Access> = { '/read': 'read', '/write': 'write', '/metrics': 'read' };
-
-const refused = metrics.counter(
-  'tiercache_http_refused_total',
-  'Requests the guard refused before any work, by extensions.code',
-);
-/** Counts a refusal: abuse shows on /metrics, while the client reads why in its error. */
-export function countRefusal(code: string): void {
-  refused.inc({ code });
-}
 
 const sha256 = (text: string): Buffer => createHash('sha256').update(text).digest();
 
@@ -332,7 +323,9 @@ export class Guard {
     context: GuardContext | null | undefined,
   ): GraphQLError | null {
     const refusal = this.operationRefusal(document, operationName, variables, context);
-    if (refusal) countRefusal(String(refusal.extensions.code));
+    // A provisional execution's errors are discarded and yoga executes again: counted then, once.
+    if (refusal && !(context as { provisional?: boolean } | null)?.provisional)
+      countRefusal(String(refusal.extensions.code));
     return refusal;
   }
 

@@ -7,9 +7,9 @@ import { ResponseBudget, type Limits } from '../domain/limits.js';
 import type { RequestContext, Roles } from '../graphql/context.js';
 import { createLoaders } from '../reader/loaders.js';
 import { createResolvers } from '../graphql/resolvers.js';
-import { log, metrics, reportError } from '../observability.js';
+import { countRefusal, log, metrics, reportError } from '../observability.js';
 import { limitConnections, type ConnectionLimits } from './connections.js';
-import { countRefusal, Guard, type Access, type GuardOptions, type Refusal } from './guard.js';
+import { Guard, type Access, type GuardOptions, type Refusal } from './guard.js';
 import { useGraphQLSSE } from '@graphql-yoga/plugin-graphql-sse';
 import { renderGraphiQL } from '@graphql-yoga/render-graphiql';
 import { Connection } from '../reader/subscriptions.js';
@@ -91,12 +91,13 @@ export function createHttpServer({
     }
     return connection;
   };
-  const contextFor = (access: Access, connection: Connection): RequestContext => ({
+  const contextFor = (access: Access, connection: Connection, provisional = false): RequestContext => ({
     ...roles,
     loaders: createLoaders(roles.reader),
     budget: new ResponseBudget(maxResponseBytes),
     access,
     connection,
+    provisional,
   });
   const schema = createSchema<RequestContext>({
     typeDefs: readFileSync(SCHEMA_PATH, 'utf8'),
@@ -104,7 +105,7 @@ export function createHttpServer({
   });
   // Queries only: a fast-path request never subscribes, so it is a connection of its own.
   const fast = fastPath
-    ? new FastPath(schema, (authorization) => contextFor(guard.access(authorization), new Connection()))
+    ? new FastPath(schema, (authorization) => contextFor(guard.access(authorization), new Connection(), true))
     : null;
   const yoga = createYoga<object, RequestContext>({
     schema,

@@ -422,6 +422,24 @@ describe('bounded cost per request', () => {
     );
     expect(fits.body.errors).toBeUndefined();
   });
+
+  it('counts each RESPONSE_TOO_LARGE answer once on /metrics, GraphQL (yoga and the fast path) and REST', async () => {
+    const before = await refusedCount(reader, 'RESPONSE_TOO_LARGE');
+    const query =
+      '{ values(keys: ["big", "big", "big", "big", "big", "big", "big", "big", "big", "big", "big", "big"]) { value } }';
+    // The second time the fast path knows the query: its execution fails and yoga answers, once.
+    for (let i = 0; i < 2; i++) {
+      const gql = await post(reader, { query }, { token: READ_TOKEN });
+      expect(codeOf(gql)).toBe('RESPONSE_TOO_LARGE');
+    }
+    const rest = await get(
+      reader,
+      `/read?keys=${Array.from({ length: 12 }, () => 'big').join(',')}`,
+      READ_TOKEN,
+    );
+    expect(rest.body.code).toBe('RESPONSE_TOO_LARGE');
+    expect(await refusedCount(reader, 'RESPONSE_TOO_LARGE')).toBe(before + 3);
+  });
 });
 
 describe('keys are text', () => {
@@ -609,15 +627,7 @@ describe('connections', () => {
 
 describe('what the operator sees', () => {
   it('counts refusals on /metrics by code', async () => {
-    const count = async (target: RunningTiercache, code: string) => {
-      const res = await fetch(`${target.base}/metrics`, {
-        headers: { authorization: `Bearer ${READ_TOKEN}` },
-      });
-      const match = new RegExp(`^tiercache_http_refused_total\\{code="${code}"\\} (\\d+)$`, 'm').exec(
-        await res.text(),
-      );
-      return match ? Number(match[1]) : 0;
-    };
+    const count = refusedCount;
     const counts = async () => [
       await count(writer, 'UNAUTHENTICATED'),
       await count(writer, 'UNSUPPORTED_MEDIA_TYPE'),
@@ -628,15 +638,27 @@ describe('what the operator sees', () => {
     await post(writer, { query: SET, variables: { e: [{ key: 'k', value: 'v' }] } });
     await post(writer, '{}', { token: WRITE_TOKEN, type: 'text/plain' });
     const keys = Array.from({ length: 1001 }, (_, i) => `k${i}`);
-    await post(
-      reader,
-      { query: 'query ($k: [String!]!) { values(keys: $k) { key } }', variables: { k: keys } },
-      { token: READ_TOKEN },
-    );
+    // Twice: the second time the fast path knows the query, refuses it in its own execution, and yoga
+    // answers; one refusal each time.
+    for (let i = 0; i < 2; i++)
+      await post(
+        reader,
+        { query: 'query ($k: [String!]!) { values(keys: $k) { key } }', variables: { k: keys } },
+        { token: READ_TOKEN },
+      );
     await post(reader, { query: `{ ${'health { ok } '.repeat(10_000)} }` }, { token: READ_TOKEN });
-    expect(await counts()).toEqual([before[0]! + 1, before[1]! + 1, before[2]! + 1, before[3]! + 1]);
+    expect(await counts()).toEqual([before[0]! + 1, before[1]! + 1, before[2]! + 1, before[3]! + 2]);
   });
 });
+
+/** tiercache_http_refused_total for one code, as /metrics shows it (0 before the first). */
+async function refusedCount(target: RunningTiercache, code: string): Promise<number> {
+  const res = await fetch(`${target.base}/metrics`, { headers: { authorization: `Bearer ${READ_TOKEN}` } });
+  const match = new RegExp(`^tiercache_http_refused_total\\{code="${code}"\\} (\\d+)$`, 'm').exec(
+    await res.text(),
+  );
+  return match ? Number(match[1]) : 0;
+}
 
 /** Sends raw bytes on a fresh connection; resolves with what came back until the server stopped talking. */
 function rawRequest(target: RunningTiercache, bytes: string | Buffer): Promise<string> {
