@@ -22,7 +22,15 @@ import { freshReads, hotReads, type ReadSetup } from './bench/reads.js';
 import { matrixTable, render, type Conditions, type Report } from './bench/report.js';
 import type { MemoryResult } from './bench/memory.js';
 import { measureSubscriptions, renderSubscriptions } from './bench/subscriptions.js';
-import { hotMatrix, workersRows, writeRows, type MatrixRow, type MatrixSetup } from './bench/matrix.js';
+import {
+  hotMatrix,
+  latencyRows,
+  workersRows,
+  writeRows,
+  type MatrixRow,
+  type MatrixSetup,
+} from './bench/matrix.js';
+import { measureBacklog, renderBacklog, type BacklogResult } from './bench/backlog.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const OUTPUT = path.join(ROOT, '.services', 'bench-latest.json');
@@ -48,6 +56,9 @@ interface Options {
   subDuration: number;
   workers: number;
   matrix: number;
+  repeat: number;
+  /** Sections to run (--only=a,b); all of them by default. */
+  only: ReadonlySet<Section>;
   build: boolean;
   /** CPU-profile the reader under the hot-read load (section 3a only) and print its top frames. */
   profile: boolean;
@@ -71,14 +82,31 @@ const DEFAULTS: Options = {
   subDuration: 10,
   workers: 2,
   matrix: 1,
+  repeat: 1,
+  only: new Set(),
   build: true,
   profile: false,
   profileSubscriptions: false,
 };
 
 // Bounds keep a run short and loopback-friendly whatever is asked: the default run takes about 2 minutes.
+/** The sections --only can pick. */
+const SECTIONS = [
+  'hot',
+  'fresh',
+  'memory',
+  'propagation',
+  'subscriptions',
+  'matrix',
+  'latency',
+  'workers',
+  'writes',
+  'backlog',
+] as const;
+type Section = (typeof SECTIONS)[number];
+
 const LIMITS: Record<
-  Exclude<keyof Options, 'build' | 'profile' | 'profileSubscriptions'>,
+  Exclude<keyof Options, 'build' | 'profile' | 'profileSubscriptions' | 'only'>,
   [number, number, string]
 > = {
   duration: [1, 60, 'seconds of each measured load run'],
@@ -96,6 +124,7 @@ const LIMITS: Record<
   subDuration: [1, 60, 'seconds of writes in the subscription phase'],
   workers: [0, 16, 'reader workers (--workers) for the scaling rows of section 5; 0: skip them'],
   matrix: [0, 1, 'section 5: 1/10/100-key GraphQL and REST reads and write batches (0: skip)'],
+  repeat: [1, 10, 'baseline → tiercache pairs per hot row of sections 5 and 9 (median and spread shown)'],
 };
 
 const USAGE = `usage: npm run bench -- [--name=value ...]\n${Object.entries(LIMITS)
@@ -105,7 +134,7 @@ const USAGE = `usage: npm run bench -- [--name=value ...]\n${Object.entries(LIMI
   )
   .join(
     '\n',
-  )}\n  --no-build  use dist/ as it is\n  --profile  only the hot reads, with the reader under node --cpu-prof; prints its top frames\n  --profile-subscriptions  the subscription phase's reader under node --cpu-prof; prints its top frames\n`;
+  )}\n  --only=SECTION,...  run only these sections: ${SECTIONS.join(', ')}\n  --no-build  use dist/ as it is\n  --profile  only the hot reads, with the reader under node --cpu-prof; prints its top frames\n  --profile-subscriptions  the subscription phase's reader under node --cpu-prof; prints its top frames\n`;
 
 function flag(name: string): string {
   return name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
@@ -128,6 +157,14 @@ function parseOptions(argv: readonly string[]): Options {
     }
     if (arg === '--profile-subscriptions') {
       options.profileSubscriptions = true;
+      continue;
+    }
+    if (arg.startsWith('--only=')) {
+      const names = arg.slice('--only='.length).split(',');
+      const unknown = names.filter((n) => !(SECTIONS as readonly string[]).includes(n));
+      if (unknown.length > 0)
+        throw new Error(`bad argument ${arg}: no section ${unknown.join(', ')}\n${USAGE}`);
+      options.only = new Set(names as Section[]);
       continue;
     }
     const match = /^--([a-z-]+)=(\d+)$/.exec(arg);
@@ -205,6 +242,7 @@ async function main(options: Options): Promise<void> {
   fs.writeFileSync(OUTPUT, `${JSON.stringify({ options, ...full }, null, 2)}\n`);
   process.stdout.write(render(full));
   if (full.subscriptions) process.stdout.write(renderSubscriptions(full.subscriptions));
+  if (full.backlog) process.stdout.write(renderBacklog(full.backlog));
   if (subscriptionProfile)
     process.stdout.write(renderSummary(subscriptionProfile, 'subscription reader CPU profile (phase 6)'));
   if (full.matrix.length > 0) {
@@ -277,9 +315,15 @@ async function measure(run: Run, o: Options): Promise<Omit<Report, 'leftoverPids
     redisKeyPrefix: run.prefix,
     redisRequests: o.redisRequests,
   };
-  log(`3a: hot reads and their baseline, ${o.connections} connections, ${o.duration} s each`);
-  const { response, ...hot } = await hotReads(setup);
-  if (o.profile) {
+  const want = (section: Section): boolean => o.only.size === 0 || o.only.has(section);
+  let hot: Report['hot'];
+  let response: { body: Buffer } | undefined;
+  if (want('hot') || o.profile) {
+    log(`3a: hot reads and their baseline, ${o.connections} connections, ${o.duration} s each`);
+    const measured = await hotReads(setup);
+    ({ response, ...hot } = measured);
+  }
+  if (o.profile && hot) {
     await stop(r1.pid);
     const baselineRps = (hot.baselineBefore.rps + hot.baselineAfter.rps) / 2;
     log(
@@ -288,24 +332,35 @@ async function measure(run: Run, o: Options): Promise<Omit<Report, 'leftoverPids
     );
     return summarize(newestProfile(profileDir));
   }
-  log('3b: fresh reads (memory skipped, MGET to Redis) and redis-benchmark');
-  const fresh = await freshReads(setup);
+  let fresh: Report['fresh'];
+  if (want('fresh')) {
+    log('3b: fresh reads (memory skipped, MGET to Redis) and redis-benchmark');
+    fresh = await freshReads(setup);
+  }
 
-  log('5: memory tier bytes per entry, 100 k and 1 M entries filled as the feed fills them');
-  const memory = [100_000, 1_000_000].map((entries) => memoryPerEntry(entries, 7, o.valueBytes));
+  const memory: MemoryResult[] = [];
+  if (want('memory')) {
+    log('7: memory tier bytes per entry, 100 k and 1 M entries filled as the feed fills them');
+    for (const entries of [100_000, 1_000_000]) memory.push(memoryPerEntry(entries, 7, o.valueBytes));
+  }
 
-  log(`4: propagation, ${o.writes} writes by ${o.writers} writers, then ${o.tracked} tracked one at a time`);
-  const propagation = await measurePropagation({
-    writer: writer.base,
-    readers: readers.map((r) => ({ name: r.name, base: r.base })),
-    writes: o.writes,
-    concurrency: o.writers,
-    tracked: o.tracked,
-    valueBytes: o.valueBytes,
-  });
+  let propagation: Report['propagation'];
+  if (want('propagation')) {
+    log(
+      `4: propagation, ${o.writes} writes by ${o.writers} writers, then ${o.tracked} tracked one at a time`,
+    );
+    propagation = await measurePropagation({
+      writer: writer.base,
+      readers: readers.map((r) => ({ name: r.name, base: r.base })),
+      writes: o.writes,
+      concurrency: o.writers,
+      tracked: o.tracked,
+      valueBytes: o.valueBytes,
+    });
+  }
 
   let subscriptions;
-  if (o.subscribers > 0) {
+  if (o.subscribers > 0 && want('subscriptions')) {
     log(
       `6: ${o.subscribers} SSE subscribers on a reader of their own, ${o.subRate} writes/s for ${o.subDuration} s`,
     );
@@ -344,7 +399,9 @@ async function measure(run: Run, o: Options): Promise<Omit<Report, 'leftoverPids
   }
 
   const matrix: MatrixRow[] = [];
-  if (o.matrix > 0) {
+  let backlog: BacklogResult | undefined;
+  const sectionFive = ['matrix', 'latency', 'workers', 'writes', 'backlog'] as const;
+  if (o.matrix > 0 && sectionFive.some(want)) {
     const matrixKeys = Array.from({ length: 100 }, (_, i) => `m:${i}`);
     const matrixVersions = await setValues(
       writer.base,
@@ -353,19 +410,41 @@ async function measure(run: Run, o: Options): Promise<Omit<Report, 'leftoverPids
     await waitInMemory(r1.base, matrixVersions);
     const m: MatrixSetup = {
       reader: r1.base,
+      readerPid: r1.pid,
       writer: writer.base,
       keys: matrixKeys,
       connections: o.connections,
       writeConnections: 10,
       durationSeconds: o.duration,
       warmupSeconds: o.warmup,
+      repeat: o.repeat,
       scratchDir: path.dirname(OUTPUT),
       log,
     };
-    log(`5: hot reads of 1, 10 and 100 keys, GraphQL and REST, each after its node:http baseline`);
-    matrix.push(...(await hotMatrix(m)));
-    if (o.workers > 0) {
-      log(`5: a reader with --workers=${o.workers}`);
+    if (want('matrix')) {
+      log(`5: hot reads of 1, 10 and 100 keys, GraphQL and REST, each after its node:http baseline`);
+      matrix.push(...(await hotMatrix(m)));
+    }
+    if (want('latency')) {
+      log(
+        '9: one connection: hot 10-key reads, GraphQL and REST, and GraphQL on a reader with FAST_PATH=false',
+      );
+      const yogaOnly = await startTiercache(
+        'r-yoga',
+        ['--mode=reader', `--instance-id=bench-${run.id}-yoga`],
+        { ...run.env, FAST_PATH: 'false' },
+      );
+      await eventually(
+        'the FAST_PATH=false reader ready',
+        async () => (await request(`${yogaOnly.base}/ready`)).status === 200 || undefined,
+        60_000,
+      );
+      matrix.push(...(await latencyRows(r1, yogaOnly, m)));
+      await stop(yogaOnly.pid);
+    }
+    if (o.workers > 0 && want('workers')) {
+      log(`5: the same reads on the one-worker reader, then on a reader with --workers=${o.workers}`);
+      matrix.push(...(await workersRows(r1, 1, m)));
       const workersReader = await startTiercache(
         'rw',
         ['--mode=reader', `--instance-id=bench-${run.id}-rw`, `--workers=${o.workers}`],
@@ -376,11 +455,26 @@ async function measure(run: Run, o: Options): Promise<Omit<Report, 'leftoverPids
         async () => (await request(`${workersReader.base}/ready`)).status === 200 || undefined,
         60_000,
       );
-      matrix.push(...(await workersRows(workersReader.base, o.workers, m)));
+      matrix.push(...(await workersRows(workersReader, o.workers, m)));
       await stop(workersReader.pid);
     }
-    log('5: write batches of 1 and 100 entries, GraphQL and REST, 10 connections');
-    matrix.push(...(await writeRows(m)));
+    if (want('writes')) {
+      log('5: write batches of 1 and 100 entries, GraphQL and REST, 10 connections');
+      matrix.push(...(await writeRows(m)));
+    }
+    if (want('backlog')) {
+      log('8: hot reads while 100-entry writes flow as fast as the writer takes them');
+      backlog = await measureBacklog({
+        reader: r1.base,
+        writer: writer.base,
+        keys: matrixKeys,
+        readConnections: o.connections,
+        writeConnections: 10,
+        batch: 100,
+        durationSeconds: o.duration,
+        log,
+      });
+    }
   }
 
   const conditions: Conditions = {
@@ -398,10 +492,10 @@ async function measure(run: Run, o: Options): Promise<Omit<Report, 'leftoverPids
     keysPerRead: o.keys,
     keyBytes: Buffer.byteLength(keys[0] ?? ''),
     valueBytes: o.valueBytes,
-    responseBytes: response.body.length,
+    responseBytes: response?.body.length ?? 0,
     kafkaPartitions: KAFKA_PARTITIONS,
   };
-  return { runId: run.id, conditions, hot, fresh, propagation, memory, subscriptions, matrix };
+  return { runId: run.id, conditions, hot, fresh, propagation, memory, subscriptions, matrix, backlog };
 }
 
 /** One fill of a fresh memory tier in a process of its own (scripts/bench/memory.ts). */

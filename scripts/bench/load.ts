@@ -1,6 +1,7 @@
 // The two load generators: autocannon for HTTP (keep-alive, N connections, fixed duration) and
 // redis-benchmark for the raw store, each reduced to the same shape of result.
 import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
 import autocannon from 'autocannon';
 import { distribution, type Distribution } from './stats.js';
 
@@ -12,6 +13,38 @@ export interface LoadResult {
   latencyMs: Distribution;
   /** Non-2xx answers, connection errors and timeouts: any of them makes the figures suspect. */
   failed: number;
+  /**
+   * CPU time the server process (and its worker processes) spent per 2xx answer, in µs: what an answer
+   * costs the server whatever else shares the cores, unlike req/s. Absent when the server's pid is unknown.
+   */
+  serverCpuUsPerRequest?: number;
+}
+
+/** CPU time (user + system) of a process and its direct children so far, in ms, from /proc (Linux). */
+export function cpuMs(pid: number): number {
+  const ticks = (p: number): number => {
+    try {
+      // Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th.
+      const stat = fs.readFileSync(`/proc/${p}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      return Number(fields[11]) + Number(fields[12]);
+    } catch {
+      return 0;
+    }
+  };
+  let children: number[] = [];
+  try {
+    children = fs
+      .readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8')
+      .trim()
+      .split(/\s+/)
+      .filter(Boolean)
+      .map(Number);
+  } catch {
+    // No children file: the process alone.
+  }
+  // Linux reports these in clock ticks of 1/100 s (USER_HZ) on every architecture it runs on.
+  return [pid, ...children].reduce((sum, p) => sum + ticks(p), 0) * 10;
 }
 
 export interface HttpLoad {

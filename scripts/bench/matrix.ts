@@ -3,7 +3,7 @@
 // and write batches (1 and 100 entries, GraphQL and REST) in entries per second.
 import { stop, type Started } from './processes.js';
 import { request } from './http.js';
-import { httpLoad, type LoadResult } from './load.js';
+import { cpuMs, httpLoad, type LoadResult } from './load.js';
 import { startBaseline } from './reads.js';
 
 export interface MatrixRow {
@@ -14,10 +14,14 @@ export interface MatrixRow {
   tiercache: LoadResult;
   /** Entries written per second (writes only). */
   entriesPerSecond?: number;
+  /** tiercache over baseline req/s of each baseline → tiercache pair (--repeat); the row shows the median pair. */
+  ratios?: number[];
 }
 
 export interface MatrixSetup {
   reader: string;
+  /** The reader's pid, for its CPU time per answer. */
+  readerPid: number;
   writer: string;
   /** Keys written beforehand and held in the reader's memory (at least 100). */
   keys: readonly string[];
@@ -25,6 +29,8 @@ export interface MatrixSetup {
   writeConnections: number;
   durationSeconds: number;
   warmupSeconds: number;
+  /** Baseline → tiercache pairs measured per hot row (the spread of the ratio is reported). */
+  repeat: number;
   scratchDir: string;
   log: (message: string) => void;
 }
@@ -65,13 +71,26 @@ function restRead(keys: readonly string[]): Shape {
   };
 }
 
-async function measure(url: string, body: string | undefined, connections: number, s: MatrixSetup) {
+async function measure(
+  url: string,
+  body: string | undefined,
+  connections: number,
+  s: MatrixSetup,
+  serverPid?: number,
+): Promise<LoadResult> {
   if (s.warmupSeconds > 0) await httpLoad({ url, body, connections, durationSeconds: s.warmupSeconds });
-  return httpLoad({ url, body, connections, durationSeconds: s.durationSeconds });
+  const before = serverPid === undefined ? 0 : cpuMs(serverPid);
+  const result = await httpLoad({ url, body, connections, durationSeconds: s.durationSeconds });
+  if (serverPid === undefined || result.ok === 0) return result;
+  return { ...result, serverCpuUsPerRequest: ((cpuMs(serverPid) - before) * 1000) / result.ok };
 }
 
 /** One shape: the reader's answer recorded, checked, replayed by a baseline server measured right before. */
-async function hotRow(reader: string, shape: Shape, s: MatrixSetup): Promise<MatrixRow> {
+async function hotRow(
+  { base: reader, pid: readerPid }: { base: string; pid: number },
+  shape: Shape,
+  s: MatrixSetup,
+): Promise<MatrixRow> {
   const url = `${reader}${shape.path}`;
   const method = shape.body === undefined ? 'GET' : 'POST';
   // A worker that has not read these keys yet fills them from Redis first: ask until memory answers.
@@ -92,10 +111,23 @@ async function hotRow(reader: string, shape: Shape, s: MatrixSetup): Promise<Mat
     const echoed = await request(`${baseline.base}${shape.path}`, method, shape.body);
     if (!echoed.body.equals(response.body))
       throw new Error('the baseline server does not answer the same bytes');
-    s.log(`  ${shape.what}: baseline, then tiercache`);
-    const base = await measure(`${baseline.base}${shape.path}`, shape.body, s.connections, s);
-    const tiercache = await measure(url, shape.body, s.connections, s);
-    return { what: shape.what, connections: s.connections, baseline: base, tiercache };
+    const pairs: { base: LoadResult; tiercache: LoadResult }[] = [];
+    for (let i = 0; i < s.repeat; i++) {
+      s.log(`  ${shape.what}: baseline, then tiercache (${i + 1} of ${s.repeat})`);
+      const base = await measure(`${baseline.base}${shape.path}`, shape.body, s.connections, s, baseline.pid);
+      pairs.push({ base, tiercache: await measure(url, shape.body, s.connections, s, readerPid) });
+    }
+    const ratioOf = (p: { base: LoadResult; tiercache: LoadResult }): number => p.tiercache.rps / p.base.rps;
+    const sorted = [...pairs].sort((a, b) => ratioOf(a) - ratioOf(b));
+    // The lower median for an even count: never flattering.
+    const median = sorted[Math.floor((sorted.length - 1) / 2)]!;
+    return {
+      what: shape.what,
+      connections: s.connections,
+      baseline: median.base,
+      tiercache: median.tiercache,
+      ratios: pairs.map(ratioOf),
+    };
   } finally {
     if (baseline) await stop(baseline.pid);
   }
@@ -105,17 +137,38 @@ export async function hotMatrix(s: MatrixSetup): Promise<MatrixRow[]> {
   const rows: MatrixRow[] = [];
   for (const n of [1, 10, 100]) {
     const keys = s.keys.slice(0, n);
-    rows.push(await hotRow(s.reader, graphqlRead(keys), s));
-    rows.push(await hotRow(s.reader, restRead(keys), s));
+    const reader = { base: s.reader, pid: s.readerPid };
+    rows.push(await hotRow(reader, graphqlRead(keys), s));
+    rows.push(await hotRow(reader, restRead(keys), s));
   }
   return rows;
 }
 
 /** Hot 10-key reads on a reader started with --workers (the load generator shares the cores). */
-export async function workersRows(reader: string, workers: number, s: MatrixSetup): Promise<MatrixRow[]> {
+export async function workersRows(
+  reader: { base: string; pid: number },
+  workers: number,
+  s: MatrixSetup,
+): Promise<MatrixRow[]> {
   const keys = s.keys.slice(0, 10);
   const rows = [await hotRow(reader, graphqlRead(keys), s), await hotRow(reader, restRead(keys), s)];
   return rows.map((r) => ({ ...r, what: `${r.what}, --workers=${workers}` }));
+}
+
+/**
+ * Latency at one connection: hot 10-key reads over GraphQL and REST on `reader`, and over GraphQL on
+ * `yogaOnly` (a reader with FAST_PATH=false), each against its own baseline.
+ */
+export async function latencyRows(
+  reader: { base: string; pid: number },
+  yogaOnly: { base: string; pid: number },
+  s: MatrixSetup,
+): Promise<MatrixRow[]> {
+  const one = { ...s, connections: 1 };
+  const keys = s.keys.slice(0, 10);
+  const rows = [await hotRow(reader, graphqlRead(keys), one), await hotRow(reader, restRead(keys), one)];
+  const yoga = await hotRow(yogaOnly, graphqlRead(keys), one);
+  return [...rows, { ...yoga, what: `${yoga.what}, FAST_PATH=false` }];
 }
 
 /** Write batches of 1 and 100 entries, over GraphQL and REST, the same keys rewritten each time. */

@@ -6,6 +6,7 @@ import type { Distribution, Quantile } from './stats.js';
 import type { MemoryResult } from './memory.js';
 import type { SubscriptionResult } from './subscriptions.js';
 import type { MatrixRow } from './matrix.js';
+import type { BacklogResult } from './backlog.js';
 
 export interface Conditions {
   date: string;
@@ -46,13 +47,16 @@ export interface FreshReads {
 export interface Report {
   runId: string;
   conditions: Conditions;
-  hot: HotReads;
-  fresh: FreshReads;
-  propagation: PropagationResult;
+  /** Each section is absent when --only left it out. */
+  hot?: HotReads;
+  fresh?: FreshReads;
+  propagation?: PropagationResult;
   memory: MemoryResult[];
   /** Phase 6, rendered by scripts/bench/subscriptions.ts; absent with --subscribers=0. */
   subscriptions?: SubscriptionResult;
   matrix: MatrixRow[];
+  /** Section 8, rendered by scripts/bench/backlog.ts. */
+  backlog?: BacklogResult;
   leftoverPids: number[];
 }
 
@@ -121,114 +125,122 @@ export function render({
     '',
   );
 
-  const base = {
-    rps: (hot.baselineBefore.rps + hot.baselineAfter.rps) / 2,
-    p50: (hot.baselineBefore.latencyMs.p50 + hot.baselineAfter.latencyMs.p50) / 2,
-    p99: (hot.baselineBefore.latencyMs.p99 + hot.baselineAfter.latencyMs.p99) / 2,
-  };
-  const header = [
-    'reads (latency in ms)',
-    'req/s',
-    'mean',
-    'p50',
-    'p90',
-    'p99',
-    'max',
-    'failed',
-    'vs baseline',
-  ];
-  const rows = [
-    loadRow('baseline: node:http, same bytes (before)', hot.baselineBefore, ''),
-    loadRow('hot reads: values(10 keys), MEMORY', hot.tiercache, versus(hot.tiercache, base)),
-    loadRow('baseline: node:http, same bytes (after)', hot.baselineAfter, ''),
-    loadRow('fresh reads: values(10 keys, fresh), MGET', fresh.tiercache, ''),
-  ];
-  const rb = fresh.redisBenchmark;
-  if ('skipped' in rb) {
-    rows.push(['baseline: redis-benchmark MGET', 'skipped', '', '', '', '', '', '', rb.skipped]);
-  } else {
-    const l = rb.latencyMs;
-    rows.push([
-      'baseline: redis-benchmark MGET 10 keys',
-      rb.rps.toFixed(0),
-      ms(l.mean),
-      ms(l.p50),
-      `${ms(l.p95)}*`,
-      ms(l.p99),
-      ms(l.max),
-      '0',
+  if (hot && fresh) {
+    const base = {
+      rps: (hot.baselineBefore.rps + hot.baselineAfter.rps) / 2,
+      p50: (hot.baselineBefore.latencyMs.p50 + hot.baselineAfter.latencyMs.p50) / 2,
+      p99: (hot.baselineBefore.latencyMs.p99 + hot.baselineAfter.latencyMs.p99) / 2,
+    };
+    const header = [
+      'reads (latency in ms)',
+      'req/s',
+      'mean',
+      'p50',
+      'p90',
+      'p99',
+      'max',
+      'failed',
+      'vs baseline',
+    ];
+    const rows = [
+      loadRow('baseline: node:http, same bytes (before)', hot.baselineBefore, ''),
+      loadRow('hot reads: values(10 keys), MEMORY', hot.tiercache, versus(hot.tiercache, base)),
+      loadRow('baseline: node:http, same bytes (after)', hot.baselineAfter, ''),
+      loadRow('fresh reads: values(10 keys, fresh), MGET', fresh.tiercache, ''),
+    ];
+    const rb = fresh.redisBenchmark;
+    if ('skipped' in rb) {
+      rows.push(['baseline: redis-benchmark MGET', 'skipped', '', '', '', '', '', '', rb.skipped]);
+    } else {
+      const l = rb.latencyMs;
+      rows.push([
+        'baseline: redis-benchmark MGET 10 keys',
+        rb.rps.toFixed(0),
+        ms(l.mean),
+        ms(l.p50),
+        `${ms(l.p95)}*`,
+        ms(l.p99),
+        ms(l.max),
+        '0',
+        '',
+      ]);
+      rows[3] = loadRow(
+        'fresh reads: values(10 keys, fresh), MGET',
+        fresh.tiercache,
+        versus(fresh.tiercache, { rps: rb.rps, p50: l.p50, p99: l.p99 }),
+      );
+    }
+    out.push(table(header, rows));
+    if (!('skipped' in rb)) out.push('* redis-benchmark reports p95, not p90');
+    out.push(
+      `hot reads answered ${hot.keysFromMemory} keys from memory and ${hot.keysFromRedis} from Redis (reader /metrics)`,
+      `fresh reads: ${fresh.storeReads} MGETs for ${fresh.graphqlRequests} requests = ` +
+        `${(fresh.storeReads / fresh.graphqlRequests).toFixed(3)} MGETs per request, ` +
+        `${(fresh.storeReadKeys / fresh.storeReads).toFixed(1)} keys per MGET (reader /metrics)`,
       '',
-    ]);
-    rows[3] = loadRow(
-      'fresh reads: values(10 keys, fresh), MGET',
-      fresh.tiercache,
-      versus(fresh.tiercache, { rps: rb.rps, p50: l.p50, p99: l.p99 }),
     );
   }
-  out.push(table(header, rows));
-  if (!('skipped' in rb)) out.push('* redis-benchmark reports p95, not p90');
-  out.push(
-    `hot reads answered ${hot.keysFromMemory} keys from memory and ${hot.keysFromRedis} from Redis (reader /metrics)`,
-    `fresh reads: ${fresh.storeReads} MGETs for ${fresh.graphqlRequests} requests = ` +
-      `${(fresh.storeReads / fresh.graphqlRequests).toFixed(3)} MGETs per request, ` +
-      `${(fresh.storeReadKeys / fresh.storeReads).toFixed(1)} keys per MGET (reader /metrics)`,
-    '',
-  );
-
-  const { concurrent: cp, tracked: tp } = p;
-  const readerRows = (phase: PhaseResult): string[][] =>
-    phase.readers.map((r) => [
-      `${r.name}: commit → applied (its histogram)`,
-      String(r.changes),
-      ms(r.meanMs),
-      quantile(r.p50),
-      quantile(r.p90),
-      quantile(r.p99),
-      '',
-      `bucket-interpolated; trust changes ${r.trustChanges}`,
-    ]);
-  const propRows = [
-    [`concurrent: ${cp.writes} writes, ${cp.concurrency} writers, ${cp.writesPerSecond.toFixed(0)} writes/s`],
-    latencyRow('baseline: writer setValues round trip', cp.writerRoundTripMs, 'client-side, every write'),
-    ...readerRows(cp),
-    [`tracked: ${tp.writes} writes one at a time, each polled on both readers`],
-    latencyRow('baseline: writer setValues round trip', tp.writerRoundTripMs, 'client-side, every write'),
-    ...readerRows(tp),
-    latencyRow(
-      'both readers answer it from memory, after ack',
-      tp.bothAfterAckMs,
-      'client-observed per write',
-    ),
-    latencyRow('the same, from the send', tp.bothFromSendMs, 'round trip + the row above'),
-  ];
-  out.push(table(['propagation (ms)', 'count', 'mean', 'p50', 'p90', 'p99', 'max', 'how'], propRows));
-  out.push(
-    `propagation was measured after ${p.warmupWrites} unmeasured warm-up writes; tracked writes polled each ` +
-      `reader ${tp.meanPolls.toFixed(1)} times on average (back to back, no pause), ${tp.timedOut} timed out`,
-    '',
-  );
-  if (matrix.length > 0) out.push('5. hot reads, writes and workers', matrixTable(matrix), '');
-  out.push(
-    table(
+  if (p) {
+    const { concurrent: cp, tracked: tp } = p;
+    const readerRows = (phase: PhaseResult): string[][] =>
+      phase.readers.map((r) => [
+        `${r.name}: commit → applied (its histogram)`,
+        String(r.changes),
+        ms(r.meanMs),
+        quantile(r.p50),
+        quantile(r.p90),
+        quantile(r.p99),
+        '',
+        `bucket-interpolated; trust changes ${r.trustChanges}`,
+      ]);
+    const propRows = [
       [
-        'memory tier, filled by feed changes',
-        'entries',
-        'RSS B/entry',
-        'heap B/entry',
-        'heap overhead',
-        'counted',
+        `concurrent: ${cp.writes} writes, ${cp.concurrency} writers, ${cp.writesPerSecond.toFixed(0)} writes/s`,
       ],
-      memory.map((m) => [
-        `${m.keyBytes} B keys, ${m.valueBytes} B values, after forced GC`,
-        String(m.entries),
-        String(m.rssBytesPerEntry),
-        String(m.heapBytesPerEntry),
-        String(m.heapOverheadPerEntry),
-        String(m.countedBytesPerEntry),
-      ]),
-    ),
-    'heap overhead = heap bytes per entry minus the key and value bytes; counted = what MEMORY_MAX_BYTES sees',
-    '',
+      latencyRow('baseline: writer setValues round trip', cp.writerRoundTripMs, 'client-side, every write'),
+      ...readerRows(cp),
+      [`tracked: ${tp.writes} writes one at a time, each polled on both readers`],
+      latencyRow('baseline: writer setValues round trip', tp.writerRoundTripMs, 'client-side, every write'),
+      ...readerRows(tp),
+      latencyRow(
+        'both readers answer it from memory, after ack',
+        tp.bothAfterAckMs,
+        'client-observed per write',
+      ),
+      latencyRow('the same, from the send', tp.bothFromSendMs, 'round trip + the row above'),
+    ];
+    out.push(table(['propagation (ms)', 'count', 'mean', 'p50', 'p90', 'p99', 'max', 'how'], propRows));
+    out.push(
+      `propagation was measured after ${p.warmupWrites} unmeasured warm-up writes; tracked writes polled each ` +
+        `reader ${tp.meanPolls.toFixed(1)} times on average (back to back, no pause), ${tp.timedOut} timed out`,
+      '',
+    );
+  }
+  if (matrix.length > 0) out.push('5. hot reads, writes and workers', matrixTable(matrix), '');
+  if (memory.length > 0)
+    out.push(
+      table(
+        [
+          'memory tier, filled by feed changes',
+          'entries',
+          'RSS B/entry',
+          'heap B/entry',
+          'heap overhead',
+          'counted',
+        ],
+        memory.map((m) => [
+          `${m.keyBytes} B keys, ${m.valueBytes} B values, after forced GC`,
+          String(m.entries),
+          String(m.rssBytesPerEntry),
+          String(m.heapBytesPerEntry),
+          String(m.heapOverheadPerEntry),
+          String(m.countedBytesPerEntry),
+        ]),
+      ),
+      'heap overhead = heap bytes per entry minus the key and value bytes; counted = what MEMORY_MAX_BYTES sees',
+      '',
+    );
+  out.push(
     leftoverPids.length === 0
       ? 'all processes the benchmark started are gone (ps)'
       : `LEFTOVER processes: ${leftoverPids.join(', ')}`,
@@ -236,18 +248,33 @@ export function render({
   return out.join('\n') + '\n';
 }
 
+/** Server CPU per answer of the baseline and tiercache, and the baseline's over tiercache's (as req/s ratios read). */
+function cpu(b: LoadResult | null, t: LoadResult): string {
+  const bt = b?.serverCpuUsPerRequest;
+  const tt = t.serverCpuUsPerRequest;
+  if (tt === undefined) return '–';
+  if (bt === undefined) return `– / ${tt.toFixed(0)}`;
+  return `${bt.toFixed(0)} / ${tt.toFixed(0)} (${ratio(bt / tt)})`;
+}
+
+/** The ratios of a row's repeated pairs as min–max (count); '–' for a row measured once. */
+function spread(ratios: readonly number[] | undefined): string {
+  if (!ratios || ratios.length < 2) return '–';
+  return `${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)} (${ratios.length})`;
+}
+
 /** Section 5 as a Markdown table, the form docs/benchmarks.md keeps. */
 export function matrixTable(rows: readonly MatrixRow[]): string {
   const lines = [
-    '| what | conn. | baseline req/s | tiercache req/s | ratio | p50 ms | p99 ms | baseline p50 / p99 ms | entries/s | failed |',
-    '|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|',
+    '| what | conn. | baseline req/s | tiercache req/s | ratio | ratio min–max (pairs) | CPU µs/answer: baseline / tiercache (ratio) | p50 ms | p99 ms | baseline p50 / p99 ms | entries/s | failed |',
+    '|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|',
   ];
   for (const r of rows) {
     const t = r.tiercache;
     const b = r.baseline;
     lines.push(
       `| ${r.what} | ${r.connections} | ${b ? b.rps.toFixed(0) : '–'} | ${t.rps.toFixed(0)} | ` +
-        `${b ? ratio(t.rps / b.rps) : '–'} | ${ms(t.latencyMs.p50)} | ${ms(t.latencyMs.p99)} | ` +
+        `${b ? ratio(t.rps / b.rps) : '–'} | ${spread(r.ratios)} | ${cpu(b, t)} | ${ms(t.latencyMs.p50)} | ${ms(t.latencyMs.p99)} | ` +
         `${b ? `${ms(b.latencyMs.p50)} / ${ms(b.latencyMs.p99)}` : '–'} | ` +
         `${r.entriesPerSecond === undefined ? '–' : r.entriesPerSecond.toFixed(0)} | ${t.failed + (b?.failed ?? 0)} |`,
     );

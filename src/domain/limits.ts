@@ -149,23 +149,18 @@ export function jsonStringBytes(text: string): number {
 
 export class ResponseBudget {
   private spent = 0;
-  // A key asked for twice shares one result object: measure it once.
-  private readonly sizes = new WeakMap<object, number>();
   constructor(private readonly maxBytes: number) {}
 
   spend(results: readonly { key: string; value: string | null }[]): void {
+    // Refused as soon as the budget is past: measuring stops after at most MAX_RESPONSE_BYTES of keys and
+    // values (and one more), however often the request names the same large value.
     for (const result of results) {
-      let size = this.sizes.get(result);
-      if (size === undefined) {
-        size = jsonStringBytes(result.key) + (result.value === null ? 0 : jsonStringBytes(result.value));
-        this.sizes.set(result, size);
+      this.spent += jsonStringBytes(result.key) + (result.value === null ? 0 : jsonStringBytes(result.value));
+      if (this.spent > this.maxBytes) {
+        throw new ResponseTooLarge(
+          `the answer would carry more than ${this.maxBytes} bytes of keys and values as JSON (MAX_RESPONSE_BYTES); ask for fewer keys`,
+        );
       }
-      this.spent += size;
-    }
-    if (this.spent > this.maxBytes) {
-      throw new ResponseTooLarge(
-        `the answer would carry more than ${this.maxBytes} bytes of keys and values as JSON (MAX_RESPONSE_BYTES); ask for fewer keys`,
-      );
     }
   }
 }

@@ -14,6 +14,11 @@ import type { RequestContext } from '../graphql/context.js';
 import { metrics } from '../observability.js';
 
 type Yoga = YogaServerInstance<object, RequestContext>;
+type Enveloped = ReturnType<Yoga['getEnveloped']>;
+
+/** The compiled query a context built by the fast path runs (yoga's own contexts have none). */
+const COMPILED = Symbol('compiled query');
+type FastContext = RequestContext & { [COMPILED]?: CompiledQuery };
 
 const fastPathRequests = metrics.counter(
   'tiercache_http_fast_path_total',
@@ -85,8 +90,12 @@ function paramsOf(body: Buffer): Params | undefined {
 
 export class FastPath {
   private readonly prepared = new Map<string, Prepared>();
-  /** Contexts the fast path built → the compiled query their execution runs (yoga's own run as yoga does). */
-  private readonly ours = new WeakMap<object, CompiledQuery>();
+  /**
+   * yoga's enveloped functions, built once: when no plugin hooks the enveloping itself (onEnveloped, or
+   * instrumentation), what getEnveloped() returns does not depend on the context, and building it per
+   * request only cost time. With such a plugin it is built per request, as yoga does.
+   */
+  private shared: Enveloped | null | undefined;
   /** Query text → the document yoga parsed from it. */
   private readonly documents = new Map<string, DocumentNode>();
   /** Whether yoga's validation passed a document. */
@@ -126,9 +135,9 @@ export class FastPath {
     if (!params) return false;
     const prepared = this.prepare(params);
     if (prepared === undefined || prepared === 'yoga') return false;
-    const contextValue = this.contextFor(req.headers.authorization);
-    this.ours.set(contextValue, prepared.compiled);
-    const enveloped = yoga.getEnveloped(contextValue);
+    const contextValue: FastContext = this.contextFor(req.headers.authorization);
+    contextValue[COMPILED] = prepared.compiled;
+    const enveloped = this.envelopedFor(yoga, contextValue);
     // A query, so executing it again in yoga after an error only reads. One result, not a stream: the
     // schema has no @defer/@stream, and subscriptions never take the fast path.
     const result = (await enveloped.execute({
@@ -170,12 +179,24 @@ export class FastPath {
         ({ result }) =>
           void this.validated.set(params.documentAST, result.length === 0),
       onExecute: ({ args, setExecuteFn }) => {
-        // envelop types the context any; yoga's is always an object (contextFor's for ours).
-        const compiled = this.ours.get(args.contextValue as object);
+        // envelop types the context any: ours carries the compiled query under COMPILED, yoga's has none.
+        const compiled = (args.contextValue as { [COMPILED]?: CompiledQuery })[COMPILED];
         if (!compiled) return;
         setExecuteFn((a) => compiled.query(a.rootValue, a.contextValue, a.variableValues));
       },
     };
+  }
+
+  private envelopedFor(yoga: Yoga, contextValue: RequestContext): Enveloped {
+    if (this.shared === undefined) {
+      // yoga keeps the plugin list it enveloped in a protected field (its getEnveloped is a bound copy without
+      // envelop's _plugins); should that ever change, the list is unknown and each request is enveloped.
+      const plugins = (yoga as unknown as { plugins?: readonly (Partial<Plugin> | undefined)[] }).plugins;
+      const contextBound =
+        !Array.isArray(plugins) || plugins.some((p) => p?.onEnveloped || p?.instrumentation);
+      this.shared = contextBound ? null : yoga.getEnveloped({});
+    }
+    return this.shared ?? yoga.getEnveloped(contextValue);
   }
 
   /** The compiled query for this text and operation, 'yoga' when it is not for the fast path, or undefined

@@ -147,15 +147,24 @@ export class Guard {
   private readonly writers: Tokens;
   private readonly readers: Tokens;
   private readonly origins: Set<string>;
+  /** What a request without an Authorization header may do: the same for every such request. */
+  private readonly anonymous: Access;
 
   constructor(private readonly options: GuardOptions) {
     this.writers = new Tokens(options.writeTokens);
     this.readers = new Tokens(options.readTokens);
     this.origins = new Set(options.corsOrigins);
+    this.anonymous = Object.freeze(this.accessOf(undefined));
   }
 
   /** What an `Authorization` header value allows; write tokens may read too. */
   access(authorization: string | null | undefined): Access {
+    return authorization === undefined || authorization === null
+      ? this.anonymous
+      : this.accessOf(authorization);
+  }
+
+  private accessOf(authorization: string | undefined): Access {
     const match = /^Bearer +([^\s]+) *$/i.exec(authorization ?? '');
     // The group is not optional: in any match it holds the token.
     const presented = match ? sha256(match[1]!) : null;

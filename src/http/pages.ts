@@ -17,7 +17,7 @@ const FILES = new Map(
 );
 
 /** /live answers the page; /live?asset=live.js|live.css its assets. */
-export function servePage(url: URL, res: ServerResponse): void {
+export function servePage(url: Pick<URL, 'searchParams'>, res: ServerResponse): void {
   const name = url.searchParams.get('asset') ?? 'live.html';
   const file = FILES.get(name);
   if (!file) {

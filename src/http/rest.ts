@@ -34,7 +34,7 @@ function sendError(res: ServerResponse, error: unknown, operation: string): void
 }
 
 export async function handleRead(
-  url: URL,
+  url: Pick<URL, 'searchParams'>,
   res: ServerResponse,
   roles: Roles,
   limits: Limits,

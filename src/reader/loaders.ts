@@ -11,22 +11,32 @@ export interface Loaders {
   readonly fresh: DataLoader<string, ReadResult>;
 }
 
-export function createLoaders(reader: Reader | null): Loaders {
-  const make = (fresh: boolean): DataLoader<string, ReadResult> =>
-    new DataLoader<string, ReadResult>(async (keys) => {
+/** A class rather than an object of closures: one allocation per request, loaders only when used. */
+class RequestLoaders implements Loaders {
+  private cachedLoader: DataLoader<string, ReadResult> | undefined;
+  private freshLoader: DataLoader<string, ReadResult> | undefined;
+
+  constructor(private readonly reader: Reader | null) {}
+
+  get cached(): DataLoader<string, ReadResult> {
+    return (this.cachedLoader ??= this.make(false));
+  }
+
+  get fresh(): DataLoader<string, ReadResult> {
+    return (this.freshLoader ??= this.make(true));
+  }
+
+  private make(fresh: boolean): DataLoader<string, ReadResult> {
+    const reader = this.reader;
+    return new DataLoader<string, ReadResult>(async (keys) => {
       if (!reader) throw new Error('not a reader');
       return reader.read(keys, fresh);
     });
-  let cached: DataLoader<string, ReadResult> | undefined;
-  let fresh: DataLoader<string, ReadResult> | undefined;
-  return {
-    get cached() {
-      return (cached ??= make(false));
-    },
-    get fresh() {
-      return (fresh ??= make(true));
-    },
-  };
+  }
+}
+
+export function createLoaders(reader: Reader | null): Loaders {
+  return new RequestLoaders(reader);
 }
 
 /**

@@ -147,6 +147,11 @@ const CORPUS: [string, Sent, boolean][] = [
     q(`{ value(key: "a") { value } }`, {}, { ...READ, origin: 'https://evil.example' }),
     true,
   ],
+  [
+    'a query string on the path',
+    { ...q(`{ values(keys: ["b", "a"]) { key version } }`), path: '/graphql?from=corpus' },
+    true,
+  ],
   // Everything below is yoga's (or the guard's) to answer; the fast path must step aside without a trace.
   ['no token', q(`{ value(key: "a") { value } }`, {}, {}), false],
   ['wrong token', q(`{ value(key: "a") { value } }`, {}, { authorization: 'Bearer nope' }), false],
