@@ -1,24 +1,7 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { StoredEntry } from '../../src/domain/entry.js';
-import { MemoryTier, type MemoryTierOptions } from '../../src/domain/memory-tier.js';
-
-function fakeClock(start = 1_800_000_000_000) {
-  let now = start;
-  return { now: () => now, advance: (ms: number) => void (now += ms) };
-}
-
-function tier(overrides: Partial<MemoryTierOptions> = {}) {
-  const clock = fakeClock();
-  const t = new MemoryTier({
-    maxEntries: 1000,
-    maxBytes: 1 << 20,
-    ttlMs: 60_000,
-    negativeTtlMs: 1000,
-    clock,
-    ...overrides,
-  });
-  return { t, clock };
-}
+import type { MemoryTier } from '../../src/domain/memory-tier.js';
+import { tier } from '../support/memory-tier.js';
 
 const stored = (version: bigint, value: string | null, expiresAt: number | null = null): StoredEntry => ({
   version,

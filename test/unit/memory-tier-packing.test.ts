@@ -1,0 +1,113 @@
+// The memory tier packs each entry (tag, version, expiry, value) into one string, checks expiries itself and
+// counts MEMORY_MAX_BYTES itself, without lru-cache's TTL or size tracking: every version, value and
+// expiry must come back exactly, and the byte count must follow every way an entry arrives and leaves.
+import { describe, expect, it } from 'vitest';
+import { tier } from '../support/memory-tier.js';
+
+const set = (key: string, version: bigint, value: string, expiresAt: number | null = null) =>
+  ({ op: 'set', key, version, value, expiresAt }) as const;
+
+describe('memory tier packing', () => {
+  const versions = [
+    0n,
+    1n,
+    255n,
+    256n,
+    2n ** 32n + 7n,
+    2n ** 48n + 5n,
+    2n ** 53n - 1n,
+    2n ** 53n,
+    10n ** 30n,
+  ];
+  const values = ['', 'x', ':', 'a:b:c', '\u0000\u00ff\u0080', 'é€😀', 'v'.repeat(300)];
+
+  it.each(versions)('gives back version %s and every value exactly', (version) => {
+    const { t } = tier();
+    values.forEach((value, i) => t.apply(set(`k${i}`, version, value)));
+    values.forEach((value, i) => expect(t.lookup(`k${i}`)).toEqual({ value, version, origin: 'memory' }));
+  });
+
+  it('gives back an absent key with no version, and a delete with its version', () => {
+    const { t } = tier();
+    t.watch('absent');
+    t.settle('absent', null);
+    expect(t.lookup('absent')).toEqual({ value: null, version: null, origin: 'memory' });
+    t.apply({ op: 'delete', key: 'gone', version: 2n ** 40n });
+    expect(t.lookup('gone')).toEqual({ value: null, version: 2n ** 40n, origin: 'memory' });
+  });
+
+  it('a version floor is a miss, and newer than it wins, older loses', () => {
+    const { t } = tier();
+    t.apply({ op: 'invalidate', key: 'k', version: 2n ** 50n, expiresAt: null });
+    expect(t.lookup('k')).toBeUndefined();
+    t.apply(set('k', 2n ** 50n - 1n, 'old'));
+    expect(t.lookup('k')).toBeUndefined();
+    t.apply(set('k', 2n ** 50n, 'new'));
+    expect(t.lookup('k')?.value).toBe('new');
+  });
+
+  it('serves an entry up to its expiry and not a millisecond after', () => {
+    const { t, clock } = tier({ ttlMs: 1000 });
+    t.apply(set('ttl', 1n, 'a'));
+    t.apply(set('store', 1n, 'b', clock.now() + 300));
+    clock.advance(300);
+    expect(t.lookup('store')?.value).toBe('b');
+    clock.advance(1);
+    expect(t.lookup('store')).toBeUndefined();
+    clock.advance(699);
+    expect(t.lookup('ttl')?.value).toBe('a');
+    clock.advance(1);
+    expect(t.lookup('ttl')).toBeUndefined();
+  });
+
+  it('keeps an entry with a TTL of decades (its expiry is capped, not wrapped)', () => {
+    const year = 365 * 24 * 3600 * 1000;
+    const { t, clock } = tier({ ttlMs: 100 * year });
+    t.apply(set('k', 1n, 'v'));
+    clock.advance(34 * year);
+    expect(t.lookup('k')?.value).toBe('v');
+  });
+
+  it('lists only keys that have not expired', () => {
+    const { t, clock } = tier({ ttlMs: 1000 });
+    t.apply(set('a', 1n, 'x'));
+    clock.advance(600);
+    t.apply(set('b', 1n, 'x'));
+    clock.advance(600);
+    expect([...t.keys()]).toEqual(['b']);
+  });
+
+  it('counts bytes through replacement by the same, a larger and a smaller entry, eviction, purge and clear', () => {
+    const { t, clock } = tier({ ttlMs: 1000 });
+    t.apply(set('k', 1n, 'abc')); // 64 + 1 + 3
+    expect(t.bytes).toBe(68);
+    t.watch('k');
+    t.settle('k', { version: 1n, value: 'abc', expiresAt: null }); // the very same entry, same ms
+    expect(t.bytes).toBe(68);
+    t.apply(set('k', 2n, 'abcdef'));
+    expect(t.bytes).toBe(71);
+    t.apply({ op: 'delete', key: 'k', version: 3n });
+    expect(t.bytes).toBe(65);
+    t.apply(set('j', 1n, 'é')); // 64 + 1 + 2
+    expect(t.bytes).toBe(65 + 67);
+    clock.advance(1001);
+    expect(t.purgeExpired()).toBe(2);
+    expect(t.bytes).toBe(0);
+    t.apply(set('x', 1n, 'x'));
+    t.clear();
+    expect(t.bytes).toBe(0);
+  });
+
+  it('evicts the least recently used entries past maxBytes, and holds nothing larger than maxBytes', () => {
+    const { t } = tier({ maxBytes: 3 * 70 });
+    for (const key of ['a', 'b', 'c']) t.apply(set(key, 1n, 'x'.repeat(5))); // 70 each
+    expect(t.lookup('a')?.value).toBe('xxxxx'); // a is now the most recent; b the least
+    t.apply(set('d', 1n, 'x'.repeat(5)));
+    expect(t.lookup('b')).toBeUndefined();
+    expect([...t.keys()].sort()).toEqual(['a', 'c', 'd']);
+    expect(t.bytes).toBe(210);
+    t.apply(set('a', 2n, 'x'.repeat(300)));
+    expect(t.lookup('a')).toBeUndefined();
+    expect(t.bytes).toBe(140);
+  });
+});
