@@ -52,9 +52,13 @@ export interface Access {
   write: boolean;
 }
 
-/** What the guard reads of a GraphQL context: the access its request or connection was granted. */
+/**
+ * What the guard reads of a GraphQL context: the access its request or connection was granted, and whether
+ * the execution is the fast path's provisional one (RequestContext.provisional).
+ */
 export interface GuardContext {
   readonly access?: Access;
+  readonly provisional?: boolean;
 }
 
 /** A request refused before any work: HTTP status, extensions.code and a message the client can act on. */
@@ -333,8 +337,7 @@ export class Guard {
   ): GraphQLError | null {
     const refusal = this.operationRefusal(document, operationName, variables, context);
     // A provisional execution's errors are discarded and yoga executes again: counted then, once.
-    if (refusal && !(context as { provisional?: boolean } | null)?.provisional)
-      countRefusal(String(refusal.extensions.code));
+    if (refusal && !context?.provisional) countRefusal(String(refusal.extensions.code));
     return refusal;
   }
 
