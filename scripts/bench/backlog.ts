@@ -31,17 +31,22 @@ export interface BacklogResult {
   entriesPerSecond: number;
   /** Over the write window, from the writer's and the reader's /metrics. */
   announcedPerSecond: number;
+  /** Changes the reader consumed from the feed, and of those, applied to its memory tier (while trusted). */
+  receivedPerSecond: number;
   appliedPerSecond: number;
   /** The reader's tiercache_reader_feed_lag_ms, sampled each second during the window. */
   lagSamplesMs: number[];
   trustChanges: number;
   keysFromMemory: number;
   keysFromRedis: number;
-  /** From the end of the writes until the reader applied every change the relay announced; null: not within 120 s. */
+  /** From the end of the writes until the reader consumed every change the relay announced; null: not within 120 s. */
   catchUpSeconds: number | null;
 }
 
 const APPLIED = 'tiercache_reader_changes_applied_total';
+// Every change the reader consumed, trusted or not (applied counts only those taken while the feed is
+// trusted): the count of its propagation histogram.
+const RECEIVED = 'tiercache_reader_propagation_ms_count';
 const ANNOUNCED = 'tiercache_writer_changes_announced_total';
 
 export async function measureBacklog(s: BacklogSetup): Promise<BacklogResult> {
@@ -81,7 +86,7 @@ export async function measureBacklog(s: BacklogSetup): Promise<BacklogResult> {
   const delta = (after: MetricSample[], before: MetricSample[], name: string, labels = {}): number =>
     total(after, name, labels) - total(before, name, labels);
 
-  s.log('  until the reader has applied every change announced');
+  s.log('  until the reader has consumed every change announced');
   const catchUpStart = Date.now();
   let catchUpSeconds: number | null = null;
   let lastAnnounced = -1;
@@ -89,7 +94,7 @@ export async function measureBacklog(s: BacklogSetup): Promise<BacklogResult> {
     const [r, w] = await Promise.all([scrape(s.reader), scrape(s.writer)]);
     const announced = delta(w, writerBefore, ANNOUNCED);
     // The relay may still be announcing what was committed: done once it stopped and the reader has it all.
-    if (announced === lastAnnounced && delta(r, readerBefore, APPLIED) >= announced) {
+    if (announced === lastAnnounced && delta(r, readerBefore, RECEIVED) >= announced) {
       catchUpSeconds = (Date.now() - catchUpStart) / 1000;
       break;
     }
@@ -105,6 +110,7 @@ export async function measureBacklog(s: BacklogSetup): Promise<BacklogResult> {
     writes,
     entriesPerSecond: writes.rps * s.batch,
     announcedPerSecond: delta(writerAfter, writerBefore, ANNOUNCED) / seconds,
+    receivedPerSecond: delta(readerAfter, readerBefore, RECEIVED) / seconds,
     appliedPerSecond: delta(readerAfter, readerBefore, APPLIED) / seconds,
     lagSamplesMs,
     trustChanges: delta(readerAfter, readerBefore, 'tiercache_reader_feed_trust_changes_total'),
@@ -123,7 +129,7 @@ export function renderBacklog(b: BacklogResult): string {
         `under writes ${b.readsUnderWrites.rps.toFixed(0)} req/s (p99 ${b.readsUnderWrites.latencyMs.p99.toFixed(2)} ms), ` +
         `${b.readsUnderWrites.failed} failed`,
       `  writes ${b.entriesPerSecond.toFixed(0)} entries/s committed; relay announced ${b.announcedPerSecond.toFixed(0)}/s; ` +
-        `reader applied ${b.appliedPerSecond.toFixed(0)}/s`,
+        `reader consumed ${b.receivedPerSecond.toFixed(0)}/s, applied ${b.appliedPerSecond.toFixed(0)}/s (only while its feed is trusted)`,
       `  feed lag (ms, each second): ${lag.map((n) => n.toFixed(0)).join(' ')}; trust changes ${b.trustChanges}; ` +
         `keys from memory ${b.keysFromMemory}, from Redis ${b.keysFromRedis}`,
       `  caught up ${b.catchUpSeconds === null ? 'NOT within 120 s' : `${b.catchUpSeconds.toFixed(1)} s`} after the writes stopped`,

@@ -125,6 +125,21 @@ export function render({
     '',
   );
 
+  if (!hot && fresh) {
+    // --only=fresh without hot: the fresh figures on their own.
+    const rb = fresh.redisBenchmark;
+    out.push(
+      `3b. fresh reads: values(10 keys, fresh) ${fresh.tiercache.rps.toFixed(0)} req/s, p50 ${ms(fresh.tiercache.latencyMs.p50)} ms, ` +
+        `p99 ${ms(fresh.tiercache.latencyMs.p99)} ms; ` +
+        ('skipped' in rb
+          ? rb.skipped
+          : `redis-benchmark MGET ${rb.rps.toFixed(0)}/s (${ratio(fresh.tiercache.rps / rb.rps)})`),
+      `   ${fresh.storeReads} MGETs for ${fresh.graphqlRequests} requests = ` +
+        `${(fresh.storeReads / fresh.graphqlRequests).toFixed(3)} MGETs per request, ` +
+        `${(fresh.storeReadKeys / fresh.storeReads).toFixed(1)} keys per MGET`,
+      '',
+    );
+  }
   if (hot && fresh) {
     const base = {
       rps: (hot.baselineBefore.rps + hot.baselineAfter.rps) / 2,
