@@ -36,8 +36,11 @@ export default defineConfig({
         // time. CI runs it once, not per Node line.
         test: {
           name: 'cluster',
-          include: ['test/cluster/**/*.test.ts'],
+          // The end-to-end suite again, on the clusters: its writer and readers get them from this setup.
+          include: ['test/cluster/**/*.test.ts', 'test/e2e/propagation.test.ts'],
           globalSetup: ['test/cluster/global-setup.ts'],
+          // For the tiercache processes the tests start: the topics they create get 3 replicas.
+          env: { KAFKA_REPLICATION_FACTOR: '3' },
           fileParallelism: false,
           testTimeout: 600_000,
           hookTimeout: 600_000,
