@@ -212,7 +212,7 @@ async function main(): Promise<void> {
     const single = await servicesUp();
     stopSingle = single.started;
     results.push(measureInChild({ target: 'single', ...single }, argv));
-    const cluster = await clusterServicesUp();
+    const cluster = await clusterServicesUp({ writeEnv: false });
     stopCluster = cluster.started;
     results.push(
       measureInChild(

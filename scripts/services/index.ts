@@ -81,7 +81,11 @@ export interface ClusterUpResult {
  * The clusters (`up --cluster`), always our own: REDIS_URL / KAFKA_BROKERS in the environment name single
  * nodes, often the ones `up` gave this very process. Both start at once: each takes a while.
  */
-export async function clusterServicesUp(): Promise<ClusterUpResult> {
+export async function clusterServicesUp(
+  // The test setup and the bench leave .services/env alone: it names the single nodes other suites use
+  // (the README's block loads it while the cluster project runs).
+  options: { writeEnv?: boolean } = {},
+): Promise<ClusterUpResult> {
   fs.mkdirSync(DIR, { recursive: true });
   return withLock(async () => {
     const state = readState();
@@ -91,11 +95,12 @@ export async function clusterServicesUp(): Promise<ClusterUpResult> {
         ensureRedisCluster(state, (pid) => startedPids.push({ service: REDIS, pid })),
         ensureKafkaCluster(state, (pid) => startedPids.push({ service: KAFKA, pid })),
       ]);
-      writeEnvFile({
-        REDIS_CLUSTER_NODES: redisClusterNodes,
-        KAFKA_BROKERS: kafkaBrokers,
-        KAFKA_REPLICATION_FACTOR: String(KAFKA_CLUSTER_NODES),
-      });
+      if (options.writeEnv !== false)
+        writeEnvFile({
+          REDIS_CLUSTER_NODES: redisClusterNodes,
+          KAFKA_BROKERS: kafkaBrokers,
+          KAFKA_REPLICATION_FACTOR: String(KAFKA_CLUSTER_NODES),
+        });
       return { redisClusterNodes, kafkaBrokers, started: startedPids.length > 0 };
     } catch (error) {
       await Promise.allSettled(startedPids.map(({ service, pid }) => stopPid(service, pid)));

@@ -16,7 +16,7 @@ declare module 'vitest' {
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   const single = await servicesUp();
-  const cluster = await clusterServicesUp();
+  const cluster = await clusterServicesUp({ writeEnv: false });
   project.provide('redisUrl', single.redisUrl);
   project.provide('kafkaBrokers', cluster.kafkaBrokers);
   project.provide('redisClusterNodes', cluster.redisClusterNodes);
