@@ -124,6 +124,8 @@ async function measureTarget({ target, redisUrl, kafkaBrokers }: Target, o: Opti
     log(`${target}: write batches, ${o.duration} s each`);
     const writes = await writeRows({
       reader: readers[0]!.base,
+      readerPid: readers[0]!.pid,
+      repeat: 1,
       writer: writer.base,
       keys: [],
       connections: 50,
