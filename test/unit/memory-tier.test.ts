@@ -70,6 +70,33 @@ describe('MemoryTier', () => {
     expect(t.lookup('w')?.version).toBe(21n);
   });
 
+  it('keeps its horizon at the newest version it let go of, and applies it only to keys it does not hold', () => {
+    const set = (key: string, version: bigint) =>
+      ({ op: 'set', key, version, value: `${key}@${version}`, expiresAt: null }) as const;
+    const { t } = tier();
+    // Let go of v10, then of v5 (in one clear): the horizon stays at 10.
+    t.apply(set('new', 10n));
+    t.apply(set('old', 5n));
+    t.clear();
+    t.apply(set('late', 7n));
+    expect(t.lookup('late')).toBeUndefined();
+    // A key the tier holds takes any newer change, even one older than the horizon.
+    const { t: holding } = tier();
+    holding.apply(set('held', 2n));
+    holding.apply(set('gone', 10n));
+    holding.apply({ op: 'delete', key: 'gone', version: 11n });
+    holding.apply(set('gone', 12n));
+    holding.apply({ op: 'set', key: 'gone', version: 13n, value: 'x', expiresAt: 0 }); // already expired
+    holding.apply(set('held', 3n));
+    expect(holding.lookup('held')?.version).toBe(3n);
+    expect(holding.lookup('gone')).toBeUndefined();
+    // The entry dropped by the expired change held v12: the horizon.
+    holding.apply(set('other', 11n));
+    expect(holding.lookup('other')).toBeUndefined();
+    holding.apply(set('other', 12n));
+    expect(holding.lookup('other')?.version).toBe(12n);
+  });
+
   it('rejects a late fill older than what it holds and answers the newer value', () => {
     const { t } = tier();
     t.watch('k');
