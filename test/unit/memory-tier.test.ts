@@ -90,6 +90,12 @@ describe('MemoryTier', () => {
     holding.apply(set('held', 3n));
     expect(holding.lookup('held')?.version).toBe(3n);
     expect(holding.lookup('gone')).toBeUndefined();
+    // Replacing an entry with a newer one lets nothing go: no horizon on a fresh tier.
+    const { t: replacing } = tier();
+    replacing.apply(set('a', 10n));
+    replacing.apply(set('a', 11n));
+    replacing.apply(set('b', 5n));
+    expect(replacing.lookup('b')?.version).toBe(5n);
     // The entry dropped by the expired change held v12: the horizon.
     holding.apply(set('other', 11n));
     expect(holding.lookup('other')).toBeUndefined();

@@ -123,6 +123,16 @@ describe('SubscriptionIndex', () => {
     });
   });
 
+  it('counts a subscription added twice for the same key or prefix once', () => {
+    const index = new SubscriptionIndex<string>();
+    const watch = { keys: ['k'], prefix: 'p' };
+    index.add('a', watch);
+    index.add('a', watch);
+    expect(index.entries).toBe(2);
+    index.remove('a', watch);
+    expect(index.entries).toBe(0);
+  });
+
   it('looks at a change’s key and prefixes only, not at subscriptions of other keys', () => {
     const index = new SubscriptionIndex<number>();
     for (let i = 0; i < 10_000; i++) index.add(i, { keys: [`k${i}`], prefix: null });
@@ -152,6 +162,9 @@ describe('EventQueue', () => {
     expect(q.offer(event('a', 5n), 0)).toBe('stale');
     expect(q.offer(event('a', 4n, 'EXPIRE'), 0)).toBe('stale');
     expect(drain(q)).toEqual(['a@5:SET', 'a@5:EXPIRE']);
+    // The EXPIRE of an older version is stale while the newer one is not expired either.
+    q.offer(event('b', 5n), 0);
+    expect(q.offer(event('b', 4n, 'EXPIRE'), 0)).toBe('stale');
   });
 
   it('an absent key (no version) is reported once, and any version follows it', () => {
@@ -167,6 +180,8 @@ describe('EventQueue', () => {
     q.offer(event('b', 1n), 0);
     q.offer(event('a', 2n), 0);
     expect(q.offer(event('a', 3n), 10)).toBe('coalesced');
+    // The coalesced version passed the gate: the same one again is a replay.
+    expect(q.offer(event('a', 3n), 10)).toBe('stale');
     expect(q.offer(event('b', 2n), 10)).toBe('coalesced');
     expect(q.length).toBe(3);
     expect(drain(q)).toEqual(['a@1:SET', 'b@2:SET', 'a@3:SET']);
@@ -205,6 +220,17 @@ describe('EventQueue', () => {
     expect(q.offer(event('a', 4n), 1201)).toBe('behind');
     // A behind answer leaves the queue as it was.
     expect(drain(q)).toEqual(['a@3:SET', 'b@1:SET', 'c@1:SET']);
+  });
+
+  it('keeps coalescing into a key’s later waiting event after an earlier one of it is taken', () => {
+    const q = new EventQueue(limits);
+    q.offer(event('a', 1n), 0);
+    q.offer(event('b', 1n), 0);
+    q.offer(event('a', 2n), 0);
+    expect(q.take()?.version).toBe(1n);
+    q.offer(event('c', 1n), 0);
+    expect(q.offer(event('a', 3n), 0)).toBe('coalesced');
+    expect(drain(q)).toEqual(['b@1:SET', 'a@3:SET', 'c@1:SET']);
   });
 
   it('does not coalesce into the slot of an event already taken', () => {
@@ -261,6 +287,31 @@ describe('EventQueue', () => {
     // Coalescing still finds the right slot after compaction.
     q.offer(event('z', 1n), 0);
     expect(q.length).toBe(1);
+  });
+
+  describe('compaction', () => {
+    afterEach(() => vi.restoreAllMocks());
+
+    it('drops the taken part of its array once 1,024 are taken and they are at least half of it', () => {
+      // Half taken exactly: 2,048 offered, 1,024 taken.
+      const q = new EventQueue({ ...limits, capacity: 4096 });
+      for (let i = 0; i < 2048; i++) q.offer(event(`k${i}`, 1n), 0);
+      const slice = vi.spyOn(Array.prototype, 'slice');
+      for (let i = 0; i < 1023; i++) q.take();
+      expect(slice).not.toHaveBeenCalled();
+      q.take();
+      expect(slice).toHaveBeenCalledTimes(1);
+      // Not again until 1,024 more are taken.
+      for (let i = 0; i < 1023; i++) q.take();
+      expect(slice).toHaveBeenCalledTimes(1);
+      slice.mockRestore();
+      // Under half taken: 1,024 taken of 3,000, no compaction.
+      const r = new EventQueue({ ...limits, capacity: 4096 });
+      for (let i = 0; i < 3000; i++) r.offer(event(`k${i}`, 1n), 0);
+      const later = vi.spyOn(Array.prototype, 'slice');
+      for (let i = 0; i < 1024; i++) r.take();
+      expect(later).not.toHaveBeenCalled();
+    });
   });
 
   it('coalesces into the right slot after compaction', () => {
