@@ -18,6 +18,10 @@ export default {
   ignoreStatic: true,
   // Two cores on the machines this runs on; more processes only queue.
   concurrency: 2,
+  // A mutant whose tests run longer than 1.5 × their unmutated time + this is stopped and counted as killed
+  // (an endless loop, a promise never settled). With Stryker's 5 s, on a machine loaded by other work, the
+  // reader's and relay's files had more time-outs than kills: too short to tell slowed-down tests from hangs.
+  timeoutMS: 10_000,
   reporters: ['clear-text', 'progress', 'html', 'json'],
   htmlReporter: { fileName: 'reports/mutation/index.html' },
   jsonReporter: { fileName: 'reports/mutation/mutation.json' },
