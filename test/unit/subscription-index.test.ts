@@ -212,6 +212,15 @@ describe('EventQueue', () => {
     expect(q.offer(event('f', 1n), 6001)).toBe('behind');
   });
 
+  it('keeps the clock of "full" running through a take that leaves it still full', () => {
+    const q = new EventQueue(limits);
+    // Past its capacity of 3 (a burst): full since 0.
+    for (const key of ['a', 'b', 'c', 'd', 'e']) q.offer(event(key, 1n), 0);
+    q.take();
+    expect(q.length).toBe(4);
+    expect(q.offer(event('e', 2n), 1001)).toBe('behind');
+  });
+
   it('is behind only once full for longer than maxFullMs, not at exactly maxFullMs', () => {
     const q = new EventQueue(limits);
     for (const key of ['a', 'b', 'c']) q.offer(event(key, 1n), 200);
