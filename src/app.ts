@@ -2,7 +2,8 @@
 // asked for, and the HTTP server; and takes them down again in order.
 import type { Server } from 'node:http';
 import { createServer as createNetServer, type AddressInfo } from 'node:net';
-import type { Config } from './config.js';
+import type { Redis } from 'ioredis';
+import { hasRedis, type Config } from './config.js';
 import type { Limits } from './domain/limits.js';
 import { createHttpServer, type ServerOptions } from './http/server.js';
 import { log, reportError } from './observability.js';
@@ -14,6 +15,7 @@ import { Writer } from './writer/writer.js';
 import { MemoryStore } from './adapters/memory-store.js';
 import { LocalBus } from './adapters/local-bus.js';
 import { connectRedis, RedisStore } from './adapters/redis-store.js';
+import { connectRedisCluster, RedisClusterStore, waitUntilReady } from './adapters/redis-cluster-store.js';
 import { KafkaBus } from './adapters/kafka-bus.js';
 
 export interface App {
@@ -116,6 +118,35 @@ async function connectStore(config: Config, url: string, undo: Undo[]): Promise<
   const redis = connectRedis(url);
   const store = new RedisStore({ redis, prefix: config.redisKeyPrefix, ownsClient: true });
   undo.push({ name: 'redis', close: () => store.close() });
+  await reachable(redis, `Redis at ${url}`, 'REDIS_URL');
+  return store;
+}
+
+/** How long start-up waits for the cluster's slot map: a few failed attempts, like a single Redis's PING. */
+const CLUSTER_READY_MS = 5_000;
+
+async function connectClusterStore(config: Config, seeds: string[], undo: Undo[]): Promise<Store> {
+  const cluster = connectRedisCluster(seeds);
+  const store = new RedisClusterStore({
+    cluster,
+    prefix: config.redisKeyPrefix,
+    minReplicasAck: config.redisMinReplicasAck,
+    ownsClient: true,
+  });
+  undo.push({ name: 'redis', close: () => store.close() });
+  try {
+    await waitUntilReady(cluster, CLUSTER_READY_MS);
+  } catch (error) {
+    throw new StartupError(
+      `the Redis Cluster at ${seeds.join(',')} is unreachable (${rootMessage(error)}): start it, or fix REDIS_CLUSTER_NODES`,
+      { cause: error },
+    );
+  }
+  return store;
+}
+
+/** PINGs the store's client once, or fails start-up saying why and which setting to fix. */
+async function reachable(redis: Redis, what: string, setting: string): Promise<void> {
   // The command's own error says only that it gave up; the connection's says why.
   const seen: { error?: Error } = {};
   const remember = (error: Error): void => void (seen.error = error);
@@ -125,11 +156,10 @@ async function connectStore(config: Config, url: string, undo: Undo[]): Promise<
     redis.off('error', remember);
   } catch (error) {
     throw new StartupError(
-      `Redis at ${url} is unreachable (${seen.error?.message ?? rootMessage(error)}): start it, or fix REDIS_URL`,
+      `${what} is unreachable (${seen.error?.message ?? rootMessage(error)}): start it, or fix ${setting}`,
       { cause: error },
     );
   }
-  return store;
 }
 
 async function connectBus(config: Config, brokers: string[], undo: Undo[]): Promise<ChangeBus> {
@@ -171,15 +201,17 @@ export async function startApp(config: Config): Promise<App> {
 }
 
 async function assemble(config: Config, undo: Undo[]): Promise<App> {
-  if (!config.redisUrl) {
+  if (!hasRedis(config)) {
     log.warn(
       'EMBEDDED MODE: in-memory store and in-process bus; nothing is durable and nothing is shared between processes',
     );
   }
   await checkPortFree(config);
-  const store: Store = config.redisUrl
-    ? await connectStore(config, config.redisUrl, undo)
-    : new MemoryStore();
+  const store: Store = config.redisClusterNodes
+    ? await connectClusterStore(config, config.redisClusterNodes, undo)
+    : config.redisUrl
+      ? await connectStore(config, config.redisUrl, undo)
+      : new MemoryStore();
   const bus: ChangeBus = config.kafkaBrokers
     ? await connectBus(config, config.kafkaBrokers, undo)
     : new LocalBus();
@@ -257,7 +289,7 @@ async function assemble(config: Config, undo: Undo[]): Promise<App> {
     mode: config.mode,
     instanceId: config.instanceId,
     pid: process.pid,
-    store: config.redisUrl ? 'redis' : 'embedded',
+    store: config.redisClusterNodes ? 'redis-cluster' : config.redisUrl ? 'redis' : 'embedded',
     bus: config.kafkaBrokers ? 'kafka' : 'embedded',
   });
 

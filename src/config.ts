@@ -11,6 +11,10 @@ export interface Config {
   port: number;
   /** Empty: embedded in-memory store (not durable). */
   redisUrl: string | null;
+  /** Seeds of a Redis Cluster (host:port); set instead of redisUrl. */
+  redisClusterNodes: string[] | null;
+  /** Replicas a cluster write waits for (WAIT) before it is acknowledged; 0: none. */
+  redisMinReplicasAck: number;
   redisKeyPrefix: string;
   /** Empty: in-process bus (single process only). */
   kafkaBrokers: string[] | null;
@@ -192,6 +196,21 @@ export const SETTINGS = [
     '',
     optionalUrl,
     'Redis URL; empty: embedded in-memory store, not durable',
+  ),
+  setting(
+    'redisClusterNodes',
+    'REDIS_CLUSTER_NODES',
+    '',
+    // The same shape as KAFKA_BROKERS: comma-separated host:port.
+    brokers,
+    'Comma-separated host:port seeds of a Redis Cluster, instead of `REDIS_URL`',
+  ),
+  setting(
+    'redisMinReplicasAck',
+    'REDIS_MIN_REPLICAS_ACK',
+    '0',
+    int(0, 16),
+    'Redis Cluster: replicas that must have a write (`WAIT`, 1 s) before it is acknowledged; 0: none',
   ),
   setting('redisKeyPrefix', 'REDIS_KEY_PREFIX', 'tc:', text, 'Prefix of every Redis key tiercache writes'),
   setting(
@@ -563,7 +582,7 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Con
   const replicas = typeof config.kafkaReplicationFactor === 'number' ? config.kafkaReplicationFactor : 1;
   config.kafkaMinInsyncReplicas ??= replicas >= 3 ? 2 : 1;
   // Introspection helps development and maps the API for an attacker: on by default only when embedded.
-  config.introspection ??= !config.redisUrl && !config.kafkaBrokers;
+  config.introspection ??= !config.redisUrl && !config.redisClusterNodes && !config.kafkaBrokers;
   // Every key of Config has a setting: parsed above (or a problem recorded), or, for instanceId,
   // kafkaMinInsyncReplicas and introspection (null by default), filled just above; config.test.ts checks
   // the whole shape.
@@ -601,16 +620,32 @@ function combinationProblems(config: Config): string[] {
     problems.push(
       'FEED_SYNC_INTERVAL_MS must be below FEED_MAX_LAG_MS, or the feed could never be proven current',
     );
-  if (!config.redisUrl !== !config.kafkaBrokers)
+  const redis = config.redisClusterNodes ? 'REDIS_CLUSTER_NODES' : 'REDIS_URL';
+  if (config.redisUrl && config.redisClusterNodes)
     problems.push(
-      `${config.redisUrl ? 'REDIS_URL is set without KAFKA_BROKERS' : 'KAFKA_BROKERS is set without REDIS_URL'}: ` +
+      'REDIS_URL and REDIS_CLUSTER_NODES are both set: set REDIS_URL for one Redis, or REDIS_CLUSTER_NODES ' +
+        'for a Redis Cluster, not both',
+    );
+  else if (!hasRedis(config) !== !config.kafkaBrokers)
+    problems.push(
+      `${hasRedis(config) ? `${redis} is set without KAFKA_BROKERS` : 'KAFKA_BROKERS is set without REDIS_URL (or REDIS_CLUSTER_NODES)'}: ` +
         'set both (real services) or neither (embedded)',
     );
-  else if (!config.redisUrl && config.mode !== 'all')
+  else if (!hasRedis(config) && config.mode !== 'all')
     problems.push(
       `--mode=${config.mode} needs REDIS_URL and KAFKA_BROKERS: embedded backends live in one process (use --mode=all)`,
     );
+  if (config.redisMinReplicasAck > 0 && !config.redisClusterNodes)
+    problems.push(
+      `REDIS_MIN_REPLICAS_ACK=${config.redisMinReplicasAck} needs REDIS_CLUSTER_NODES: it waits for the ` +
+        "replicas of a Redis Cluster's masters",
+    );
   return problems;
+}
+
+/** Real Redis (one server or a cluster) rather than the embedded store. */
+export function hasRedis(config: Pick<Config, 'redisUrl' | 'redisClusterNodes'>): boolean {
+  return config.redisUrl !== null || config.redisClusterNodes !== null;
 }
 
 function parseFlags(argv: readonly string[]): Map<string, string> {

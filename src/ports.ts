@@ -42,6 +42,49 @@ export class FeedBackedUp extends Error {
   }
 }
 
+/**
+ * A batch spanning several outbox shards (Redis Cluster) of which some shards' parts committed and others
+ * failed: each part is atomic, the batch is not (see Store.write). Writing the whole batch again is safe.
+ */
+export class PartialWrite extends Error {
+  override readonly name = 'PartialWrite';
+  constructor(
+    /** What the parts that succeeded committed, in op order. */
+    readonly committed: readonly Committed[],
+    /** The keys of the ops that were not written, in op order. */
+    readonly notWritten: readonly string[],
+    cause: unknown,
+  ) {
+    // The cause (a node's address, a script error) is logged, not shown to the client.
+    super(
+      `the batch was written only in part: ${committed.length} of ${committed.length + notWritten.length} ` +
+        'operations are committed and announced (extensions.written), the others are not ' +
+        '(extensions.notWritten): their keys are in other Redis Cluster shards, each committed on its own, and ' +
+        `${cause instanceof FeedBackedUp ? 'the change feed is backed up' : 'the store failed'} for those; ` +
+        'writing the whole batch again is safe',
+      { cause },
+    );
+  }
+}
+
+/**
+ * A write committed on its masters that fewer replicas than asked for (REDIS_MIN_REPLICAS_ACK) confirmed in
+ * time: it may be lost if such a master fails now. Writing it again is safe.
+ */
+export class ReplicasNotConfirmed extends Error {
+  override readonly name = 'ReplicasNotConfirmed';
+  constructor(
+    readonly wanted: number,
+    readonly confirmed: number,
+    readonly timeoutMs: number,
+  ) {
+    super(
+      `the write is committed, but only ${confirmed} of the ${wanted} replicas asked for (REDIS_MIN_REPLICAS_ACK) ` +
+        `confirmed it within ${timeoutMs} ms, so a failover could still lose it; write it again to be sure`,
+    );
+  }
+}
+
 /** What the store committed for one op: the version it assigned and the entry's absolute expiry. */
 export interface Committed {
   readonly key: string;
@@ -50,7 +93,7 @@ export interface Committed {
   readonly expiresAt: number | null;
 }
 
-/** One committed batch's changes, waiting in the outbox to be announced. */
+/** One committed batch's changes (in a sharded outbox: one shard's part of the batch), waiting to be announced. */
 export interface OutboxEntry {
   readonly id: string;
   readonly changes: readonly Change[];
@@ -95,14 +138,19 @@ export class StoreFailure extends Error {
 }
 
 /**
- * Runs one store call, turning whatever it throws into a StoreFailure — except FeedBackedUp, which is the
- * store working as configured, with its own message for the client.
+ * Runs one store call, turning whatever it throws into a StoreFailure — except FeedBackedUp, PartialWrite and
+ * ReplicasNotConfirmed, which tell the client something it can act on, with their own messages.
  */
 export async function callStore<T>(operation: string, call: () => Promise<T>): Promise<T> {
   try {
     return await call();
   } catch (error) {
-    if (error instanceof FeedBackedUp) throw error;
+    if (
+      error instanceof FeedBackedUp ||
+      error instanceof PartialWrite ||
+      error instanceof ReplicasNotConfirmed
+    )
+      throw error;
     throw new StoreFailure(operation, error);
   }
 }
@@ -110,9 +158,12 @@ export async function callStore<T>(operation: string, call: () => Promise<T>): P
 /** The source of truth: holds every entry, assigns versions atomically with the write. */
 export interface Store {
   /**
-   * Applies the whole batch atomically (all or nothing), assigning each op a version greater than any the
-   * key had, and appends the batch's changes to the outbox in the same step. A key named twice gets two
-   * increasing versions; the last op wins. Results are in op order.
+   * Applies the batch, assigning each op a version greater than any the key had, and appends its changes to
+   * the outbox in the same atomic step. Atomic (all or nothing) per outbox shard: a store with one shard (the
+   * embedded store, a single Redis) applies the whole batch or none of it; a Redis Cluster store commits each
+   * shard's part on its own, so a batch across shards either succeeds, or fails as a whole (nothing written),
+   * or throws PartialWrite naming what was and was not committed. A key named twice gets two increasing
+   * versions; the last op wins. Results are in op order.
    */
   write(ops: readonly WriteOp[], options: WriteOptions): Promise<Committed[]>;
   readonly outbox: Outbox;

@@ -1,6 +1,6 @@
 // The Store port on Redis, the source of truth: one packed string per key under a prefix, versions assigned
 // by a Lua script in the same atomic step that stores the values, reads answered by a single MGET.
-import { Redis } from 'ioredis';
+import { Redis, type Cluster } from 'ioredis';
 import { unpackEntry, type StoredEntry } from '../domain/entry.js';
 import { log, metrics, reportError } from '../observability.js';
 import {
@@ -28,7 +28,8 @@ import { decodeBusMessage } from './change-codec.js';
  * 2^53, where doubles still count in ones. Appends one outbox entry whose field i is op i's change, and adds its
  * bytes to the counter (the acknowledgement script takes them off again).
  *
- * With Redis Cluster every key of one script must hash to one slot; cluster support is a later issue.
+ * With Redis Cluster every key of one script must hash to one slot: src/adapters/redis-cluster-store.ts runs it
+ * once per outbox shard, on keys that share the shard's hash tag.
  *
  * It mirrors TypeScript that the embedded store runs: nextVersion and packEntry (src/domain/entry.ts),
  * changeOf and encodeChange (src/adapters/change-codec.ts). What keeps the two in step: the Store contract
@@ -232,7 +233,12 @@ function watchConnection(redis: Redis, connection: string): void {
 }
 
 /** Runs a script defined with defineCommand, which adds the method at run time where ioredis's types cannot see it. */
-async function callScript(redis: Redis, name: string, keys: string[], args: string[]): Promise<unknown> {
+export async function callScript(
+  redis: RedisClient,
+  name: string,
+  keys: string[],
+  args: string[],
+): Promise<unknown> {
   const command: unknown = Reflect.get(redis, name);
   if (typeof command !== 'function') throw new Error(`ioredis did not define ${name}`);
   return Reflect.apply(command, redis, [keys.length, keys, args]);
@@ -240,6 +246,80 @@ async function callScript(redis: Redis, name: string, keys: string[], args: stri
 
 function isStrings(value: unknown): value is string[] {
   return Array.isArray(value) && value.every((item) => typeof item === 'string');
+}
+
+/** Either ioredis client: the scripts and stream commands below run the same on one node or a cluster. */
+export type RedisClient = Redis | Cluster;
+
+/** The keys of one outbox and its entries: a single node's only one, or one shard of a cluster's. */
+export interface ShardKeys {
+  /** Prepended to an entry's key. */
+  readonly entryPrefix: string;
+  /** The outbox stream. */
+  readonly outbox: string;
+  /** The count of the outbox's bytes. */
+  readonly outboxBytes: string;
+}
+
+/** Makes the write and acknowledgement scripts callable on `redis` (once per client). */
+export function defineScripts(redis: RedisClient): void {
+  // ioredis sends the script body once per connection, EVALSHA after that, and EVAL again on NOSCRIPT
+  // (after a SCRIPT FLUSH or a failover).
+  redis.defineCommand(WRITE_COMMAND, { lua: WRITE_SCRIPT });
+  redis.defineCommand(ACK_COMMAND, { lua: ACK_SCRIPT });
+}
+
+/** The write script's KEYS and ARGV for `ops`, all of them entries of `shard` (see WRITE_SCRIPT). */
+export function writeCall(
+  shard: ShardKeys,
+  ops: readonly WriteOp[],
+  options: WriteOptions,
+): { name: string; keys: string[]; args: string[] } {
+  const keys = ops.map((op) => shard.entryPrefix + op.key);
+  keys.push(shard.outbox, shard.outboxBytes);
+  const args = [
+    options.ttlMs === null ? '' : String(options.ttlMs),
+    String(options.tombstoneTtlMs),
+    String(options.inlineValueMaxBytes),
+    String(Buffer.byteLength(shard.entryPrefix)),
+    String(options.outboxLimit?.maxEntries ?? 0),
+    String(options.outboxLimit?.maxBytes ?? 0),
+  ];
+  for (const op of ops) args.push(op.op === 'set' ? 's' : 'd', op.op === 'set' ? op.value : '');
+  return { name: WRITE_COMMAND, keys, args };
+}
+
+/** The write script's refusal of a full outbox as FeedBackedUp; undefined for any other error. */
+export function backlogRefusal(error: unknown): FeedBackedUp | undefined {
+  const backlog = error instanceof Error ? /^TCBACKLOG (\d+) (\d+)/.exec(error.message) : null;
+  return backlog ? new FeedBackedUp({ entries: Number(backlog[1]), bytes: Number(backlog[2]) }) : undefined;
+}
+
+/** The write script's reply, checked, as what it committed for each of `ops`. */
+export function committedFrom(ops: readonly WriteOp[], reply: unknown): Committed[] {
+  if (!isStrings(reply) || reply.length !== 2 * ops.length) {
+    throw new Error(`unexpected reply from the write script: ${JSON.stringify(reply).slice(0, 200)}`);
+  }
+  return ops.map((op, i) => {
+    const expiresAt = reply[2 * i + 1];
+    return {
+      key: op.key,
+      op: op.op,
+      version: BigInt(String(reply[2 * i])),
+      expiresAt: expiresAt ? Number(expiresAt) : null,
+    };
+  });
+}
+
+/** An entry's stored string as the entry, saying which key holds a foreign value. */
+export function unpackStored(text: string | null, redisKey: string): StoredEntry | null {
+  if (text === null) return null;
+  try {
+    return unpackEntry(text);
+  } catch (error) {
+    // A foreign value under our prefix is a configuration fault: say where, rather than hide the key.
+    throw new Error(`key ${JSON.stringify(redisKey)} does not hold a tiercache entry`, { cause: error });
+  }
 }
 
 export interface RedisStoreOptions {
@@ -257,73 +337,40 @@ export interface RedisStoreOptions {
 export class RedisStore implements Store {
   readonly outbox: RedisOutbox;
   private readonly redis: Redis;
-  private readonly entryPrefix: string;
-  private readonly outboxKey: string;
-  private readonly outboxBytesKey: string;
+  private readonly shard: ShardKeys;
   private readonly ownsClient: boolean;
 
   constructor(options: RedisStoreOptions) {
     this.redis = options.redis;
-    this.entryPrefix = `${options.prefix}e:`;
-    this.outboxKey = `${options.prefix}outbox`;
-    this.outboxBytesKey = `${options.prefix}outbox:bytes`;
+    this.shard = {
+      entryPrefix: `${options.prefix}e:`,
+      outbox: `${options.prefix}outbox`,
+      outboxBytes: `${options.prefix}outbox:bytes`,
+    };
     this.ownsClient = options.ownsClient ?? false;
-    this.outbox = new RedisOutbox(this.redis, this.outboxKey, this.outboxBytesKey);
-    // ioredis sends the script body once per connection, EVALSHA after that, and EVAL again on NOSCRIPT
-    // (after a SCRIPT FLUSH or a failover).
-    this.redis.defineCommand(WRITE_COMMAND, { lua: WRITE_SCRIPT });
-    this.redis.defineCommand(ACK_COMMAND, { lua: ACK_SCRIPT });
+    this.outbox = new RedisOutbox(this.redis, this.shard.outbox, this.shard.outboxBytes, () =>
+      connectBlocking(this.redis),
+    );
+    defineScripts(this.redis);
   }
 
   async write(ops: readonly WriteOp[], options: WriteOptions): Promise<Committed[]> {
     if (ops.length === 0) return [];
-    const keys = ops.map((op) => this.entryPrefix + op.key);
-    keys.push(this.outboxKey, this.outboxBytesKey);
-    const args = [
-      options.ttlMs === null ? '' : String(options.ttlMs),
-      String(options.tombstoneTtlMs),
-      String(options.inlineValueMaxBytes),
-      String(Buffer.byteLength(this.entryPrefix)),
-      String(options.outboxLimit?.maxEntries ?? 0),
-      String(options.outboxLimit?.maxBytes ?? 0),
-    ];
-    for (const op of ops) args.push(op.op === 'set' ? 's' : 'd', op.op === 'set' ? op.value : '');
+    const { keys, args } = writeCall(this.shard, ops, options);
     let reply: unknown;
     try {
       reply = await callScript(this.redis, WRITE_COMMAND, keys, args);
     } catch (error) {
-      const backlog = error instanceof Error ? /^TCBACKLOG (\d+) (\d+)/.exec(error.message) : null;
-      if (backlog) throw new FeedBackedUp({ entries: Number(backlog[1]), bytes: Number(backlog[2]) });
-      throw error;
+      throw backlogRefusal(error) ?? error;
     }
-    if (!isStrings(reply) || reply.length !== 2 * ops.length) {
-      throw new Error(`unexpected reply from the write script: ${JSON.stringify(reply).slice(0, 200)}`);
-    }
-    return ops.map((op, i) => {
-      const expiresAt = reply[2 * i + 1];
-      return {
-        key: op.key,
-        op: op.op,
-        version: BigInt(String(reply[2 * i])),
-        expiresAt: expiresAt ? Number(expiresAt) : null,
-      };
-    });
+    return committedFrom(ops, reply);
   }
 
   async read(keys: readonly string[]): Promise<(StoredEntry | null)[]> {
     if (keys.length === 0) return [];
-    const packed = await this.redis.mget(keys.map((key) => this.entryPrefix + key));
-    return packed.map((text, i) => {
-      if (text === null) return null;
-      try {
-        return unpackEntry(text);
-      } catch (error) {
-        // A foreign value under our prefix is a configuration fault: say where, rather than hide the key.
-        throw new Error(`key ${JSON.stringify(this.entryPrefix + keys[i])} does not hold a tiercache entry`, {
-          cause: error,
-        });
-      }
-    });
+    const redisKeys = keys.map((key) => this.shard.entryPrefix + key);
+    const packed = await this.redis.mget(redisKeys);
+    return packed.map((text, i) => unpackStored(text, redisKeys[i] ?? ''));
   }
 
   async close(): Promise<void> {
@@ -356,9 +403,11 @@ export class RedisOutbox implements Outbox {
   private readonly lastReclaimAt = new Map<string, number>();
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly key: string,
     private readonly bytesKey: string,
+    /** A connection for blocking reads; without one, every claim answers at once (blockMs is ignored). */
+    private readonly connectBlocking: (() => Redis) | null = null,
   ) {}
 
   async claim(relayId: string, { max, blockMs, reclaimAfterMs }: ClaimOptions): Promise<OutboxEntry[]> {
@@ -388,10 +437,11 @@ export class RedisOutbox implements Outbox {
         );
     const room = max - abandoned.length;
     if (room <= 0) return abandoned;
-    this.blocking ??= connectBlocking(this.redis);
     // BLOCK 0 would wait forever: a claim that must not wait sends no BLOCK at all.
-    const wait = abandoned.length > 0 || blockMs <= 0 ? [] : ['BLOCK', blockMs];
-    const reply = (await this.blocking.call(
+    const connect = abandoned.length === 0 && blockMs > 0 ? this.connectBlocking : null;
+    const wait = connect ? ['BLOCK', blockMs] : [];
+    const client = connect ? (this.blocking ??= connect()) : this.redis;
+    const reply = (await client.call(
       'XREADGROUP',
       'GROUP',
       RELAY_GROUP,

@@ -72,13 +72,18 @@ export type Health = {
 export type Mutation = {
   __typename?: 'Mutation';
   /**
-   * Deletes keys, all or nothing. Each leaves a versioned tombstone for a configured time, so that a late read
-   * cannot bring a deleted value back.
+   * Deletes keys, all or nothing (on a Redis Cluster: per outbox shard, PARTIAL_WRITE otherwise, as for
+   * setValues). Each leaves a versioned tombstone for a configured time, so that a late read cannot bring a
+   * deleted value back.
    */
   deleteValues: WriteResult;
   /**
    * Stores values, all or nothing. The answer comes once Redis has committed; the change is then announced to
    * every reader. An invalid entry rejects the whole batch (BAD_USER_INPUT) and nothing is written.
+   * On a Redis Cluster a batch is all or nothing per outbox shard (keys sharing a hash tag `{…}` share one): if
+   * some shards commit their part and others fail, the error is PARTIAL_WRITE with `extensions.written` (keys
+   * and versions committed) and `extensions.notWritten`; writing the batch again is safe. With
+   * REDIS_MIN_REPLICAS_ACK, a write its replicas did not confirm in time is UNAVAILABLE although committed.
    * At most 1,000 entries per request, across all fields and aliases (configurable). A key named twice is
    * written twice, the last value winning. Needs `Authorization: Bearer <token>` when the writer has WRITE_TOKENS
    * (UNAUTHENTICATED otherwise).

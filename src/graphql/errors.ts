@@ -2,12 +2,13 @@
 import { GraphQLError } from 'graphql';
 import { InvalidInput, ResponseTooLarge } from '../domain/limits.js';
 import { countRefusal, reportError } from '../observability.js';
-import { FeedBackedUp, StoreFailure } from '../ports.js';
+import { FeedBackedUp, PartialWrite, ReplicasNotConfirmed, StoreFailure } from '../ports.js';
 
 export type ErrorCode =
   | 'BAD_USER_INPUT'
   | 'WRONG_ROLE'
   | 'UNAVAILABLE'
+  | 'PARTIAL_WRITE'
   | 'INTERNAL'
   | 'RESPONSE_TOO_LARGE'
   | 'TOO_MANY_SUBSCRIPTIONS'
@@ -44,6 +45,15 @@ export function toClientError(error: unknown, operation: string, provisional = f
   }
   // Not a fault: the bound doing its job while Kafka is away (counted by the writer, visible on /metrics).
   if (error instanceof FeedBackedUp) return clientError('UNAVAILABLE', error.message);
+  if (error instanceof ReplicasNotConfirmed) return clientError('UNAVAILABLE', error.message);
+  // Redis Cluster: some shards' parts of the batch committed, others did not; the client learns which.
+  if (error instanceof PartialWrite) {
+    reportError('graphql', `${operation} was written only in part`, error.cause);
+    return clientError('PARTIAL_WRITE', error.message, {
+      written: error.committed.map((c) => ({ key: c.key, version: String(c.version) })),
+      notWritten: error.notWritten,
+    });
+  }
   reportError('graphql', `${operation} failed`, error);
   if (error instanceof StoreFailure)
     return clientError('UNAVAILABLE', `${operation} could not be completed; try again`);

@@ -13,6 +13,7 @@ const STATUS: Record<string, number> = {
   RESPONSE_TOO_LARGE: 400,
   WRONG_ROLE: 404,
   UNAVAILABLE: 503,
+  PARTIAL_WRITE: 503,
   INTERNAL: 500,
 };
 

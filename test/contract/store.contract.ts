@@ -1,7 +1,9 @@
 // The Store contract, run against every adapter: what the rest of tiercache relies on about versions, atomic
-// batches, tombstones, expiry and exact round trips, whichever store holds the data.
+// batches, tombstones, expiry and exact round trips, whichever store holds the data. A store with several
+// outbox shards (Redis Cluster) says how keys map to them (shardOf): batches are atomic, and recorded in the
+// outbox, per shard; one shard is the same contract for a whole batch.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { StoredEntry } from '../../src/domain/entry.js';
+import type { Change, StoredEntry } from '../../src/domain/entry.js';
 import type { Committed, Store, WriteOp, WriteOptions } from '../../src/ports.js';
 
 export interface StoreFixture {
@@ -11,13 +13,16 @@ export interface StoreFixture {
   elapse(ms: number): Promise<void>;
   /** Resolves once a claim made on the store is waiting for new entries. */
   claimWaiting(): Promise<void>;
+  /** The outbox shard of a key; absent: one shard for every key. */
+  shardOf?: (key: string) => number;
 }
 
 const KEEP: WriteOptions = { ttlMs: null, tombstoneTtlMs: 60_000, inlineValueMaxBytes: 65536 };
 // Short enough to wait for, long enough that the entry is still there when the test reads it back.
 const SHORT_MS = 150;
-// Long enough for a claim to be recent when checked right away, short enough to let pass on a real clock.
-const RECLAIM_MS = 50;
+// Long enough for a claim to be recent when checked right away (a cluster's claim looks at 16 shards, on a
+// loaded machine), short enough to let pass on a real clock.
+const RECLAIM_MS = 300;
 // Stores stamp with their own clock (Redis may run elsewhere): only a coarse agreement is asserted.
 const CLOCK_SLACK_MS = 60_000;
 
@@ -228,7 +233,8 @@ export function describeStoreContract(name: string, create: () => Promise<StoreF
       const claimNow = (relay: string, reclaimAfterMs = 60_000) =>
         store.outbox.claim(relay, { max: 100, blockMs: 0, reclaimAfterMs });
 
-      it('records each committed batch, in commit order, as the changes it announces', async () => {
+      it('records each committed batch (per shard), in commit order, as the changes it announces', async () => {
+        const shardOf = fixture.shardOf ?? (() => 0);
         const first = await store.write([set('a', 'small'), set('big', 'x'.repeat(101)), del('gone')], {
           ...KEEP,
           inlineValueMaxBytes: 100,
@@ -238,9 +244,7 @@ export function describeStoreContract(name: string, create: () => Promise<StoreF
           ttlMs: 60_000,
           inlineValueMaxBytes: 100,
         });
-        expect(await store.outbox.size()).toBe(2);
-        const entries = await claimNow('r1');
-        expect(entries.map((e) => e.changes)).toEqual([
+        const batches: Change[][] = [
           [
             { op: 'set', key: 'a', version: first[0]!.version, value: 'small', expiresAt: null },
             { op: 'invalidate', key: 'big', version: first[1]!.version, expiresAt: null },
@@ -255,7 +259,24 @@ export function describeStoreContract(name: string, create: () => Promise<StoreF
               expiresAt: second[0]!.expiresAt,
             },
           ],
-        ]);
+        ];
+        // Per shard, in commit order: each batch's changes of that shard, as one entry in op order.
+        const expected = new Map<number, Change[][]>();
+        for (const batch of batches) {
+          const parts = new Map<number, Change[]>();
+          for (const change of batch)
+            parts.set(shardOf(change.key), [...(parts.get(shardOf(change.key)) ?? []), change]);
+          for (const [shard, part] of parts) expected.set(shard, [...(expected.get(shard) ?? []), part]);
+        }
+        const entryCount = [...expected.values()].reduce((sum, entries) => sum + entries.length, 0);
+        expect(await store.outbox.size()).toBe(entryCount);
+        const entries = await claimNow('r1');
+        const claimed = new Map<number, Change[][]>();
+        for (const { changes } of entries) {
+          const shard = shardOf(changes[0]!.key);
+          claimed.set(shard, [...(claimed.get(shard) ?? []), [...changes]]);
+        }
+        expect(claimed).toEqual(expected);
         await store.outbox.ack(entries.map((e) => e.id));
         expect(await store.outbox.size()).toBe(0);
         expect(await claimNow('r1')).toEqual([]);
@@ -267,9 +288,13 @@ export function describeStoreContract(name: string, create: () => Promise<StoreF
           ...KEEP,
           inlineValueMaxBytes: 100,
         });
-        const [entry] = await claimNow('r1');
-        expect(entry!.changes.map((c) => c.op)).toEqual(['set', 'invalidate', 'set']);
-        expect(entry!.changes[2]).toMatchObject({ value: odd });
+        const changes = new Map((await claimNow('r1')).flatMap((e) => e.changes).map((c) => [c.key, c]));
+        expect(['exact', 'over', 'odd'].map((key) => changes.get(key)?.op)).toEqual([
+          'set',
+          'invalidate',
+          'set',
+        ]);
+        expect(changes.get('odd')).toMatchObject({ value: odd });
       });
 
       it('writes nothing to the outbox for a rejected or empty batch', async () => {
@@ -323,8 +348,9 @@ export function describeStoreContract(name: string, create: () => Promise<StoreF
           message: expect.stringMatching(/change feed is backed up/),
         });
         expect((await store.read(['a']))[0]?.value).toBe('2');
+        // The bound is per shard: the one holding 'a' is full.
         const byBytes = { ...KEEP, outboxLimit: { maxEntries: 0, maxBytes: 10 } };
-        await expect(store.write([set('b', '1')], byBytes)).rejects.toMatchObject({ name: 'FeedBackedUp' });
+        await expect(store.write([set('a', '4')], byBytes)).rejects.toMatchObject({ name: 'FeedBackedUp' });
         await store.outbox.ack((await claimNow('r1')).map((e) => e.id));
         await store.write([set('a', '3')], bounded);
         expect((await store.read(['a']))[0]?.value).toBe('3');

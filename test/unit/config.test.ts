@@ -48,6 +48,30 @@ describe('loadConfig', () => {
     expect(message).toContain('--nope: unknown flag');
   });
 
+  it('takes a Redis Cluster instead of one Redis, never both, and waits for replicas only on a cluster', () => {
+    const kafka = { KAFKA_BROKERS: 'k:9092' };
+    const c = loadConfig(['--redis-cluster-nodes=a:7000, b:7001', '--redis-min-replicas-ack=1'], kafka);
+    expect(c).toMatchObject({
+      redisUrl: null,
+      redisClusterNodes: ['a:7000', 'b:7001'],
+      redisMinReplicasAck: 1,
+    });
+    expect(c.introspection).toBe(false);
+    expect(loadConfig([], {}).redisMinReplicasAck).toBe(0);
+    expect(() =>
+      loadConfig([], { ...kafka, REDIS_URL: 'redis://x:6379', REDIS_CLUSTER_NODES: 'a:7000' }),
+    ).toThrow(/REDIS_URL and REDIS_CLUSTER_NODES are both set/);
+    expect(() => loadConfig([], { REDIS_CLUSTER_NODES: 'a:7000' })).toThrow(
+      /REDIS_CLUSTER_NODES is set without KAFKA_BROKERS/,
+    );
+    expect(() => loadConfig([], { ...kafka, REDIS_CLUSTER_NODES: 'a' })).toThrow(
+      /REDIS_CLUSTER_NODES="a": "a" is not host:port/,
+    );
+    expect(() =>
+      loadConfig([], { ...kafka, REDIS_URL: 'redis://x:6379', REDIS_MIN_REPLICAS_ACK: '1' }),
+    ).toThrow(/REDIS_MIN_REPLICAS_ACK=1 needs REDIS_CLUSTER_NODES/);
+  });
+
   it('refuses a feed sync interval that could never prove the feed current', () => {
     expect(() => loadConfig(['--feed-sync-interval-ms=5000', '--feed-max-lag-ms=1000'], {})).toThrow(
       /FEED_SYNC_INTERVAL_MS/,

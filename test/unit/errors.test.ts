@@ -8,7 +8,7 @@ import { MemoryStore } from '../../src/adapters/memory-store.js';
 import { InvalidInput } from '../../src/domain/limits.js';
 import { toClientError, wrongRole } from '../../src/graphql/errors.js';
 import { internalErrors } from '../../src/observability.js';
-import { StoreFailure } from '../../src/ports.js';
+import { FeedBackedUp, PartialWrite, ReplicasNotConfirmed, StoreFailure } from '../../src/ports.js';
 import { Reader } from '../../src/reader/reader.js';
 import { Writer } from '../../src/writer/writer.js';
 
@@ -35,6 +35,31 @@ function captureStderr(): string[] {
 }
 
 describe('toClientError', () => {
+  it('tells a batch written in part which keys were written (with versions) and which not, hiding the cause', () => {
+    const lines = captureStderr();
+    const committed = [{ key: 'a', op: 'set' as const, version: 17n, expiresAt: null }];
+    const error = toClientError(
+      new PartialWrite(committed, ['b', 'c'], new Error('connect ECONNREFUSED 10.0.0.7:7001')),
+      'setValues',
+    );
+    expect(error.extensions).toEqual({
+      code: 'PARTIAL_WRITE',
+      written: [{ key: 'a', version: '17' }],
+      notWritten: ['b', 'c'],
+    });
+    expect(error.message).toMatch(/1 of 3 operations are committed.*writing the whole batch again is safe/);
+    expect(error.message).not.toContain('10.0.0.7');
+    expect(lines.join('')).toContain('10.0.0.7');
+    const backedUp = new PartialWrite(committed, ['b'], new FeedBackedUp({ entries: 1, bytes: 2 }));
+    expect(toClientError(backedUp, 'setValues').message).toContain('the change feed is backed up');
+  });
+
+  it('says a write its replicas did not confirm is committed but unconfirmed (UNAVAILABLE)', () => {
+    const error = toClientError(new ReplicasNotConfirmed(1, 0, 1000), 'setValues');
+    expect(error.extensions).toEqual({ code: 'UNAVAILABLE' });
+    expect(error.message).toMatch(/committed, but only 0 of the 1 replicas .* within 1000 ms/);
+  });
+
   it('names the argument of invalid input', () => {
     const error = toClientError(new InvalidInput('too long', 'entries[3].value'), 'setValues');
     expect(error.extensions).toEqual({ code: 'BAD_USER_INPUT', argument: 'entries[3].value' });
