@@ -19,6 +19,7 @@ import {
   spawnDetached,
   stopPid,
   tail,
+  waitForExit,
   waitUntil,
   type Service,
 } from './processes.js';
@@ -265,7 +266,7 @@ async function startClusterOnce(dir: string, options: RedisClusterOptions): Prom
     );
   };
   const stop = async (): Promise<void> => {
-    await Promise.allSettled(members.map((member) => stopPid(REDIS, member.pid)));
+    await Promise.allSettled(members.map((member) => stopClusterNode(member.pid)));
     fs.rmSync(dir, { recursive: true, force: true });
   };
 
@@ -330,9 +331,25 @@ export async function ensureRedisCluster(state: State, onSpawn: (pid: number) =>
 /** Stops the recorded cluster's nodes (only pids that are still redis-servers) and forgets them. */
 export async function stopRedisCluster(state: State): Promise<void> {
   const nodes = state.redisCluster?.nodes ?? [];
-  await Promise.all(nodes.map((node) => (node.pid === undefined ? undefined : stopPid(REDIS, node.pid))));
+  await Promise.all(nodes.map((node) => (node.pid === undefined ? undefined : stopClusterNode(node.pid))));
   delete state.redisCluster;
   writeState(state);
+}
+
+/**
+ * SIGTERM, repeated each second: a replica refuses a shutdown while it writes its first append-only file
+ * after a sync ("Writing initial AOF, can't exit"), which can begin at any moment, and forgets the signal.
+ * SIGKILL only if it is still there after REDIS.stopMs.
+ */
+async function stopClusterNode(pid: number): Promise<void> {
+  const deadline = Date.now() + REDIS.stopMs;
+  while (isOurProcess(REDIS, pid) && Date.now() < deadline) {
+    process.kill(pid, 'SIGTERM');
+    await waitForExit(pid, 1_000);
+  }
+  if (!isOurProcess(REDIS, pid)) return;
+  log(`Redis Cluster node (pid ${pid}) ignored SIGTERM for ${REDIS.stopMs} ms; killing it`);
+  await killPid(REDIS, pid);
 }
 
 async function waitForCluster(members: readonly RedisClusterNode[], timeoutMs: number): Promise<void> {

@@ -438,9 +438,8 @@ export class RedisOutbox implements Outbox {
     const room = max - abandoned.length;
     if (room <= 0) return abandoned;
     // BLOCK 0 would wait forever: a claim that must not wait sends no BLOCK at all.
-    const connect = abandoned.length === 0 && blockMs > 0 ? this.connectBlocking : null;
-    const wait = connect ? ['BLOCK', blockMs] : [];
-    const client = connect ? (this.blocking ??= connect()) : this.redis;
+    const wait = abandoned.length > 0 || blockMs <= 0 || !this.connectBlocking ? [] : ['BLOCK', blockMs];
+    const client = this.connectBlocking ? (this.blocking ??= this.connectBlocking()) : this.redis;
     const reply = (await client.call(
       'XREADGROUP',
       'GROUP',
