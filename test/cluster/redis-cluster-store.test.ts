@@ -1,4 +1,4 @@
-// RedisClusterStore on a real Redis Cluster (3 masters + 3 replicas, started here): the shared Store contract,
+// RedisClusterStore on a real Redis Cluster (the project's, 3 masters + 3 replicas): the shared Store contract,
 // then what only a cluster can get wrong — the slots Redis computes, a batch spread over masters, one MGET
 // per slot, and a batch that commits in some shards and not in others.
 import type { Cluster } from 'ioredis';
@@ -14,14 +14,13 @@ import { PartialWrite, type WriteOp } from '../../src/ports.js';
 import { describeStoreContract } from '../contract/store.contract.js';
 import { eventually } from '../support/processes.js';
 import { uniqueName } from '../support/services.js';
-import { clusterNodes, connectReady, KEEP, serves, useRedisCluster } from './support.js';
+import { clusterNodes, connectReady, KEEP, serves, sharedClusterNodes } from './support.js';
 
 const set = (key: string, value: string): WriteOp => ({ op: 'set', key, value });
 
-const cluster = useRedisCluster('store');
 let admin: Cluster;
 beforeAll(async () => {
-  admin = await connectReady(cluster().nodes);
+  admin = await connectReady(sharedClusterNodes());
 });
 afterAll(() => {
   admin?.disconnect();
@@ -29,9 +28,9 @@ afterAll(() => {
 
 /** The node id of the master serving `slot`, from CLUSTER NODES. */
 async function slotOwners(): Promise<(slot: number) => string> {
-  const first = cluster().members[0];
+  const [first] = sharedClusterNodes();
   if (!first) throw new Error('no nodes');
-  const masters = (await clusterNodes(first.port)).filter((node) => node.role === 'master');
+  const masters = (await clusterNodes(Number(first.split(':')[1]))).filter((node) => node.role === 'master');
   return (slot) => {
     const owner = masters.find((node) => serves(node, slot));
     if (!owner) throw new Error(`no master serves slot ${slot}`);
@@ -42,7 +41,7 @@ async function slotOwners(): Promise<(slot: number) => string> {
 describeStoreContract('RedisClusterStore', async () => {
   const prefix = `${uniqueName('cstore')}:`;
   const store = new RedisClusterStore({
-    cluster: await connectReady(cluster().nodes),
+    cluster: await connectReady(sharedClusterNodes()),
     prefix,
     ownsClient: true,
   });

@@ -1,8 +1,9 @@
-// What the cluster test files share: a Redis Cluster of their own for the file (started before its tests,
-// stopped after), clients that wait for the slot map, and the cluster's layout as a node reports it.
+// What the Redis Cluster test files share: the project's Redis Cluster, or one of the file's own to kill
+// (started before its tests, stopped after), clients that wait for the slot map, and the cluster's layout as
+// a node reports it.
 import * as path from 'node:path';
 import { type Cluster, Redis } from 'ioredis';
-import { afterAll, beforeAll } from 'vitest';
+import { afterAll, beforeAll, inject } from 'vitest';
 import { startRedisCluster, type RunningRedisCluster } from '../../scripts/services/redis.js';
 import { DIR } from '../../scripts/services/state.js';
 import { connectRedisCluster, waitUntilReady } from '../../src/adapters/redis-cluster-store.js';
@@ -23,6 +24,16 @@ export function useRedisCluster(label: string): () => RunningRedisCluster {
     if (!running) throw new Error('the Redis Cluster did not start');
     return running;
   };
+}
+
+/** The seeds of the cluster project's shared Redis Cluster (test/cluster/global-setup.ts): not to be killed. */
+export function sharedClusterNodes(): string[] {
+  const nodes = inject('redisClusterNodes');
+  if (!nodes)
+    throw new Error(
+      'no Redis Cluster for this test: run it in the cluster project (npm test -- --project cluster)',
+    );
+  return nodes.split(',');
 }
 
 /** A store client on `nodes` once it has the slot map (it refuses commands before: no offline queue). */
