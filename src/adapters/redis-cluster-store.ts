@@ -328,6 +328,12 @@ export class ShardedOutbox implements Outbox {
     return sizes.reduce((sum, size) => sum + size, 0);
   }
 
+  /** Over every shard, as RedisOutbox.claimedBy. */
+  async claimedBy(relayId: string): Promise<number> {
+    const counts = await Promise.all(this.shards.map((shard) => shard.claimedBy(relayId)));
+    return counts.reduce((sum, count) => sum + count, 0);
+  }
+
   /** Sums over the shards, and the oldest entry of any: a reader's proof covers every shard. */
   async backlog(): Promise<OutboxBacklog> {
     const all = await Promise.all(this.shards.map((shard) => shard.backlog()));

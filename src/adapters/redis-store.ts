@@ -464,6 +464,18 @@ export class RedisOutbox implements Outbox {
     return this.redis.xlen(this.key);
   }
 
+  /** Entries `relayId` claimed and has not acknowledged (XPENDING): what a relay dying now would leave. */
+  async claimedBy(relayId: string): Promise<number> {
+    // The summary form answers [count, first id, last id, [[consumer, count], ...]], or 0 and nils.
+    // No group yet (no relay ever claimed here): nothing is claimed.
+    const summary = await this.redis.xpending(this.key, RELAY_GROUP).catch((error: unknown) => {
+      if (error instanceof Error && error.message.startsWith('NOGROUP')) return [0, null, null, null];
+      throw error;
+    });
+    const [, , , consumers] = summary as [number, string | null, string | null, [string, string][] | null];
+    return Number(consumers?.find(([consumer]) => consumer === relayId)?.[1] ?? 0);
+  }
+
   async backlog(): Promise<OutboxBacklog> {
     // One transaction, so the oldest entry and the server's clock are read at the same moment. Stream ids
     // start with their commit time in ms on that clock: the age needs no clock of ours.

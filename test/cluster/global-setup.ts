@@ -1,10 +1,9 @@
 // Gives the cluster project its services once for all its files: the Redis Cluster and the 3-node Kafka of
-// `services:up --cluster`, and the single Redis (for suites that run tiercache on the Kafka cluster before
-// tiercache can use a Redis Cluster), each started unless already running and stopped afterwards only if
-// this run started it. Nothing goes into process.env: the services project's setup, in this same process,
-// puts its single-node addresses there.
+// `services:up --cluster`, started unless already running and stopped afterwards only if this run started
+// them. Nothing goes into process.env: the services project's setup, in this same process, puts its
+// single-node addresses there (which is why tests point their processes at the cluster with redisEnv()).
 import type { TestProject } from 'vitest/node';
-import { clusterServicesUp, servicesDown, servicesUp } from '../../scripts/services/index.js';
+import { clusterServicesUp, servicesDown } from '../../scripts/services/index.js';
 import { stopOnSignals } from '../global-setup.js';
 
 declare module 'vitest' {
@@ -15,14 +14,11 @@ declare module 'vitest' {
 }
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
-  const single = await servicesUp();
   const cluster = await clusterServicesUp({ writeEnv: false });
-  project.provide('redisUrl', single.redisUrl);
   project.provide('kafkaBrokers', cluster.kafkaBrokers);
   project.provide('redisClusterNodes', cluster.redisClusterNodes);
-  if (single.started || cluster.started) stopOnSignals();
+  if (cluster.started) stopOnSignals();
   return async () => {
     if (cluster.started) await servicesDown({ only: 'cluster' });
-    if (single.started) await servicesDown({ only: 'single' });
   };
 }

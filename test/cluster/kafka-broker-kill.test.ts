@@ -1,33 +1,21 @@
 // One broker of the 3-node Kafka killed with SIGKILL under write load (a writer and two readers as
-// processes, the topic created by tiercache with 3 replicas and min.insync.replicas 2), then restarted:
-// writes go on being acknowledged and announced through the two brokers left, every acknowledged change is
-// on the topic (so every reader's feed has it) and every reader converges, nothing is lost, no version goes
-// back; the restarted broker rejoins every partition's in-sync replicas.
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { allReady, BOUND_MS, cluster, metric, report, sleep, type Cluster } from '../faults/cluster.js';
-import { Observer } from '../faults/observer.js';
+// processes on the Redis Cluster, the topic created by tiercache with 3 replicas and min.insync.replicas 2),
+// then restarted: writes go on being acknowledged and announced through the two brokers left, every
+// acknowledged change is on the topic (so every reader's feed has it) and every reader converges, nothing is
+// lost, no version goes back; the restarted broker rejoins every partition's in-sync replicas.
+import { afterAll, describe, expect, it } from 'vitest';
+import { allReady, metric, report, sleep } from '../faults/cluster.js';
 import { eventually } from '../support/processes.js';
-import { uniqueName } from '../support/services.js';
 import { changesOnTopic, fullIsr, killNode, restartDownNodes, restartNode, topicState } from './kafka.js';
+import { useTiercacheOnClusters } from './support.js';
 
-const brokers = inject('kafkaBrokers');
-const redisUrl = inject('redisUrl');
-const topic = uniqueName('broker-kill');
-let c: Cluster;
-let observer: Observer | undefined;
-
-beforeAll(async () => {
-  c = cluster(
-    { redisUrl, brokers },
-    { KAFKA_TOPIC: topic, KAFKA_PARTITIONS: '3', KAFKA_REPLICATION_FACTOR: '3' },
-  );
-  await c.startWriter('w1');
-  await Promise.all([c.startReader('r1'), c.startReader('r2')]);
-}, 300_000);
+const { brokers, topic, processes, observe } = useTiercacheOnClusters('broker-kill', {
+  writers: 1,
+  readers: 2,
+  partitions: 3,
+});
 
 afterAll(async () => {
-  observer?.close();
-  await c?.stopAll();
   await restartDownNodes();
 }, 300_000);
 
@@ -46,9 +34,10 @@ describe('Kafka cluster: one broker of three killed under write load', () => {
   });
 
   it('kill -9 the broker leading partition 0: writes are still announced, nothing is lost, it rejoins', async () => {
+    const c = processes();
     const writer = c.writers[0]!;
     const keys = Array.from({ length: 30 }, (_, i) => `broker-kill-${i}`);
-    const o = (observer = new Observer(keys, BOUND_MS, redisUrl, c.prefix));
+    const o = observe(keys);
     o.startSampling(() => c.readers);
     const stopLoad = o.load(() => c.writers, { loops: 4 });
     await sleep(3_000);

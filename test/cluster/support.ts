@@ -1,12 +1,14 @@
-// What the Redis Cluster test files share: the project's Redis Cluster, or one of the file's own to kill
-// (started before its tests, stopped after), clients that wait for the slot map, and the cluster's layout as
-// a node reports it.
+// What the cluster test files share: the project's Redis Cluster, or one of the file's own to kill (started
+// before its tests, stopped after), clients that wait for the slot map, the cluster's layout as a node
+// reports it, and tiercache processes on both clusters with an observer of them.
 import * as path from 'node:path';
 import { type Cluster, Redis } from 'ioredis';
 import { afterAll, beforeAll, inject } from 'vitest';
 import { startRedisCluster, type RunningRedisCluster } from '../../scripts/services/redis.js';
 import { DIR } from '../../scripts/services/state.js';
 import { connectRedisCluster, waitUntilReady } from '../../src/adapters/redis-cluster-store.js';
+import { BOUND_MS, cluster, type Cluster as Processes } from '../faults/cluster.js';
+import { Observer } from '../faults/observer.js';
 import { uniqueName } from '../support/services.js';
 
 export const KEEP = { ttlMs: null, tombstoneTtlMs: 60_000, inlineValueMaxBytes: 65536 };
@@ -80,4 +82,58 @@ export async function clusterNodes(port: number): Promise<ClusterNode[]> {
 
 export function serves(node: ClusterNode, slot: number): boolean {
   return node.slots.some(([from, to]) => from <= slot && slot <= to);
+}
+
+export interface OnClusters {
+  /** The 3-node Kafka's brokers, comma-separated. */
+  readonly brokers: string;
+  /** The topic the processes create (3 replicas). */
+  readonly topic: string;
+  readonly processes: () => Processes;
+  /** An observer of `keys` on what the processes write; closed after the file. */
+  observe(keys: readonly string[]): Observer;
+}
+
+/**
+ * Writers and readers as processes on the project's Redis Cluster and 3-node Kafka, started before the
+ * file's tests (the first writer alone first, so that it creates the topic) and stopped after them.
+ */
+export function useTiercacheOnClusters(
+  label: string,
+  shape: { writers: number; readers: number; partitions: number },
+): OnClusters {
+  const brokers = inject('kafkaBrokers');
+  const topic = uniqueName(label);
+  const observers: Observer[] = [];
+  let c: Processes | undefined;
+  beforeAll(async () => {
+    const started = cluster(
+      { redisClusterNodes: sharedClusterNodes().join(','), brokers },
+      { KAFKA_TOPIC: topic, KAFKA_PARTITIONS: String(shape.partitions), KAFKA_REPLICATION_FACTOR: '3' },
+    );
+    c = started;
+    await started.startWriter('w1');
+    await Promise.all([
+      ...Array.from({ length: shape.writers - 1 }, (_, i) => started.startWriter(`w${i + 2}`)),
+      ...Array.from({ length: shape.readers }, (_, i) => started.startReader(`r${i + 1}`)),
+    ]);
+  }, 300_000);
+  afterAll(async () => {
+    await Promise.all(observers.map((o) => o.close()));
+    await c?.stopAll();
+  }, 120_000);
+  const processes = (): Processes => {
+    if (!c) throw new Error('the tiercache processes did not start');
+    return c;
+  };
+  return {
+    brokers,
+    topic,
+    processes,
+    observe(keys) {
+      const observer = new Observer(keys, BOUND_MS, processes().redis, processes().prefix);
+      observers.push(observer);
+      return observer;
+    },
+  };
 }

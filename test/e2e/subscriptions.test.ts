@@ -4,30 +4,21 @@
 // never reads while 10,000 changes flow, and SIGTERM ending subscriptions with a complete.
 import { request } from 'node:http';
 import { readFileSync } from 'node:fs';
-import { createClient as createSseClient, type Client as SseClient } from 'graphql-sse';
-import { createClient as createWsClient, type Client as WsClient } from 'graphql-ws';
-import WebSocket from 'ws';
+import type { Client as SseClient } from 'graphql-sse';
+import type { Client as WsClient } from 'graphql-ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventually, graphql, startTiercache, type RunningTiercache } from '../support/processes.js';
 import { kafkaBrokers, redisUrl, uniqueName } from '../support/services.js';
+import {
+  SUBSCRIBE,
+  sseClient,
+  subscribe,
+  wsClient,
+  type Result,
+  type Subscribed,
+} from '../support/subscriptions.js';
 
-const SUBSCRIBE = `subscription($keys: [String!], $prefix: String, $initial: Boolean) {
-  valueChanged(keys: $keys, prefix: $prefix, includeInitial: $initial) { key value exists version op initial }
-}`;
 const SET = `mutation($entries: [EntryInput!]!) { setValues(entries: $entries) { written { key version } } }`;
-
-interface Change {
-  key: string;
-  value: string | null;
-  exists: boolean;
-  version: string | null;
-  op: 'SET' | 'DELETE' | 'EXPIRE';
-  initial: boolean;
-}
-interface Result {
-  data?: { valueChanged: Change } | null;
-  errors?: { message: string; extensions?: Record<string, unknown> }[];
-}
 
 const BUFFER = 200;
 const PER_CONNECTION = 3;
@@ -38,54 +29,22 @@ let env: Record<string, string>;
 const clients: { dispose(): void }[] = [];
 
 function sse(base: string, singleConnection = false): SseClient {
-  const client = createSseClient({
-    url: `${base}/graphql${singleConnection ? '/stream' : ''}`,
-    singleConnection,
-    retryAttempts: 0,
-  });
+  const client = sseClient(base, singleConnection);
   clients.push(client);
   return client;
 }
 
 function ws(base: string): WsClient {
-  const client = createWsClient({
-    url: `${base.replace('http', 'ws')}/graphql`,
-    webSocketImpl: WebSocket,
-    retryAttempts: 0,
-  });
+  const client = wsClient(base);
   clients.push(client);
   return client;
-}
-
-/** Runs a subscription with an official client's iterate(), collecting results until it ends. */
-function subscribe(client: SseClient | WsClient, variables: Record<string, unknown>) {
-  const results: Result[] = [];
-  const iterator = client.iterate({ query: SUBSCRIBE, variables }) as AsyncIterableIterator<Result>;
-  let error: unknown;
-  const ended = (async () => {
-    try {
-      for await (const result of iterator) results.push(result);
-    } catch (e) {
-      error = e;
-    }
-  })();
-  return {
-    results,
-    ended,
-    error: () => error,
-    changes: () => results.flatMap((r) => (r.data?.valueChanged ? [r.data.valueChanged] : [])),
-    stop: async () => {
-      await iterator.return?.();
-      await ended;
-    },
-  };
 }
 
 /**
  * The errors a subscription ended with, however the client reports them: a last result with errors, the
  * errors array (graphql-ws's error message), or a refused HTTP response (graphql-sse's NetworkError).
  */
-async function errorsOf(sub: ReturnType<typeof subscribe>): Promise<Result['errors']> {
+async function errorsOf(sub: Subscribed): Promise<Result['errors']> {
   await sub.ended;
   const last = sub.results.at(-1)?.errors;
   if (last) return last;

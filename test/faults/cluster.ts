@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import { DIR } from '../../scripts/services/state.js';
 import { eventually, startTiercache, type RunningTiercache } from '../support/processes.js';
 import { uniqueName } from '../support/services.js';
-import type { Dedicated } from './dedicated.js';
+import { redisEnv, type RedisTarget } from '../support/stores.js';
 import type { Endpoint, Figures } from './observer.js';
 
 export const FEED_MAX_LAG_MS = 2_000;
@@ -14,6 +14,8 @@ export const BOUND_MS = FEED_MAX_LAG_MS + 1_000;
 
 export interface Cluster {
   readonly env: Record<string, string>;
+  /** The Redis its processes use: what an Observer of them reads. */
+  readonly redis: RedisTarget;
   readonly prefix: string;
   writers: (RunningTiercache & Endpoint)[];
   readers: (RunningTiercache & Endpoint)[];
@@ -22,14 +24,21 @@ export interface Cluster {
   stopAll(): Promise<void>;
 }
 
-/** Any Redis and Kafka will do: a fault file's dedicated ones, or the cluster project's clusters. */
+/**
+ * Any Redis and Kafka will do: a fault file's dedicated ones, or the cluster project's clusters (a Redis
+ * Cluster given by its nodes).
+ */
 export function cluster(
-  services: Pick<Dedicated, 'redisUrl' | 'brokers'>,
+  services: RedisTarget & { readonly brokers: string },
   extra: Record<string, string> = {},
 ): Cluster {
   const prefix = `${uniqueName('faults')}:`;
+  const redis: RedisTarget =
+    'redisUrl' in services
+      ? { redisUrl: services.redisUrl }
+      : { redisClusterNodes: services.redisClusterNodes };
   const env = {
-    REDIS_URL: services.redisUrl,
+    ...redisEnv(redis),
     KAFKA_BROKERS: services.brokers,
     KAFKA_TOPIC: uniqueName('faults'),
     KAFKA_PARTITIONS: '3',
@@ -42,6 +51,7 @@ export function cluster(
   const all: RunningTiercache[] = [];
   const c: Cluster = {
     env,
+    redis,
     prefix,
     writers: [],
     readers: [],

@@ -22,14 +22,14 @@ beforeAll(async () => {
 }, 240_000);
 
 afterAll(async () => {
-  for (const o of observers) o.close();
+  await Promise.all(observers.map((o) => o.close()));
   await c?.stopAll();
   await services?.close();
 }, 120_000);
 
 function observe(label: string): Observer {
   const keys = Array.from({ length: 20 }, (_, i) => `${label}-${i}`);
-  const observer = new Observer(keys, BOUND_MS, services.redisUrl, c.prefix);
+  const observer = new Observer(keys, BOUND_MS, { redisUrl: services.redisUrl }, c.prefix);
   observers.push(observer);
   return observer;
 }

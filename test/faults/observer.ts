@@ -1,9 +1,11 @@
 // The fault suite's witness: records every write a writer acknowledged, reads the keys back from every reader
 // all the time, and judges what it saw against tiercache's promises — no acknowledged write lost, no version
 // going backwards on any reader, every reader serving every acknowledged version within the staleness bound
-// of its acknowledgement (from memory or from Redis), and all readers converged to Redis afterwards.
-import { Redis } from 'ioredis';
-import { RedisStore } from '../../src/adapters/redis-store.js';
+// of its acknowledgement (from memory or from Redis), and all readers converged to Redis afterwards. It reads
+// Redis through the project's own Store adapter for the Redis the processes use (one server or a cluster),
+// so it sees what they wrote under their key layout.
+import type { Store } from '../../src/ports.js';
+import { openStore, type RedisTarget } from '../support/stores.js';
 
 export interface Endpoint {
   readonly name: string;
@@ -55,20 +57,20 @@ export class Observer {
   private worstStalenessMs = 0;
   readonly problems: string[] = [];
   readonly refusals: string[] = [];
-  private readonly redis: Redis;
-  private readonly store: RedisStore;
+  /** Its own client: it must keep answering while the suite kills things. Ready once a cluster's slot map is in. */
+  private readonly store: Promise<Store>;
 
   constructor(
     readonly keys: readonly string[],
     /** FEED_MAX_LAG_MS + 1 s. */
     readonly boundMs: number,
-    redisUrl: string,
-    private readonly prefix: string,
+    /** The Redis the processes use; read with the store they use for REDIS_KEY_PREFIX `prefix`. */
+    redis: RedisTarget,
+    prefix: string,
   ) {
-    // Its own connection: it must keep answering while the suite kills things.
-    this.redis = new Redis(redisUrl, { maxRetriesPerRequest: 1, lazyConnect: false });
-    this.redis.on('error', () => undefined);
-    this.store = new RedisStore({ redis: this.redis, prefix });
+    this.store = openStore(redis, prefix);
+    // Reported by the first call that needs the store; never an unhandled rejection meanwhile.
+    this.store.catch(() => undefined);
   }
 
   /** Sets the entries through a writer; an acknowledged version is recorded with its arrival time. */
@@ -171,7 +173,7 @@ export class Observer {
     let last: string;
     for (;;) {
       try {
-        const truth = (await this.store.read(this.keys)).map((e) => String(e?.version ?? 0n));
+        const truth = (await (await this.store).read(this.keys)).map((e) => String(e?.version ?? 0n));
         const answers = await Promise.all(
           readers.map((r) =>
             post<{ values: { version: string | null }[] }>(r.base, READ, { keys: this.keys }, 2_000),
@@ -195,7 +197,7 @@ export class Observer {
 
   /** Acknowledged writes whose version Redis no longer has (it holds an older one, or nothing). */
   async lost(): Promise<string[]> {
-    const stored = await this.store.read(this.keys);
+    const stored = await (await this.store).read(this.keys);
     return this.keys.flatMap((key, i) => {
       const newest = this.acked.get(key)?.reduce((m, a) => (a.version > m ? a.version : m), 0n) ?? 0n;
       const held = stored[i]?.version ?? 0n;
@@ -219,13 +221,13 @@ export class Observer {
     };
   }
 
-  /** Committed batches not yet announced (the outbox stream's length). */
-  outboxEntries(): Promise<number> {
-    return this.redis.xlen(`${this.prefix}outbox`);
+  /** Committed batches not yet announced (entries in every outbox shard). */
+  async outboxEntries(): Promise<number> {
+    return (await this.store).outbox.size();
   }
 
-  close(): void {
-    this.redis.disconnect();
+  async close(): Promise<void> {
+    await (await this.store).close();
   }
 
   private pick(): string {

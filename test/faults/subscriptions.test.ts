@@ -44,7 +44,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   for (const client of clients) client.dispose();
-  for (const o of observers) o.close();
+  await Promise.all(observers.map((o) => o.close()));
   await c?.stopAll();
   redis?.disconnect();
   await services?.close();
@@ -130,7 +130,7 @@ async function writeAll(o: Observer, keys: string[], label: string): Promise<voi
 
 function observe(label: string): { o: Observer; keys: string[] } {
   const keys = Array.from({ length: 8 }, (_, i) => `${label}:${i}`);
-  const o = new Observer(keys, BOUND_MS, services.redisUrl, c.prefix);
+  const o = new Observer(keys, BOUND_MS, { redisUrl: services.redisUrl }, c.prefix);
   observers.push(o);
   return { o, keys };
 }

@@ -3,6 +3,7 @@
 // nothing fails with the way to fix it; it never skips.
 import { randomUUID } from 'node:crypto';
 import { inject } from 'vitest';
+import type { RedisTarget } from './stores.js';
 
 // inject()'s keys are declared with the global setup that provides them (test/global-setup.ts).
 const HOW = 'run `npm run services:up`, or set REDIS_URL and KAFKA_BROKERS, then run the tests again';
@@ -22,4 +23,13 @@ export function kafkaBrokers(): string[] {
 /** A name no other test file, and no earlier run, has used: for key prefixes, topics and group ids. */
 export function uniqueName(label: string): string {
   return `t-${label}-${Date.now().toString(36)}-${randomUUID().slice(0, 8)}`;
+}
+
+/**
+ * The Redis this project's processes run on: the cluster project's Redis Cluster when it provides one
+ * (test/cluster/global-setup.ts), else the single Redis.
+ */
+export function redisTarget(): RedisTarget {
+  const nodes = inject('redisClusterNodes');
+  return nodes ? { redisClusterNodes: nodes } : { redisUrl: redisUrl() };
 }
