@@ -12,7 +12,8 @@ interface Service {
   entrypoint?: string[];
   build?: string;
   command?: string[];
-  environment?: Record<string, string>;
+  depends_on?: Record<string, { condition: string }>;
+  environment?: Record<string, string | number>;
   ports?: string[];
 }
 
@@ -22,6 +23,19 @@ const compose = parse(readFileSync('docker-compose.yml', 'utf8').replace(/\$\{[A
 }) as {
   services: Record<string, Service>;
 };
+
+/** tiercache's services (built from this repository): on the single nodes, or (profile cluster) on the clusters. */
+function tiercache(on: 'single' | 'cluster'): [string, Service][] {
+  return Object.entries(compose.services).filter(
+    ([, s]) => s.build && (s.profiles?.includes('cluster') ?? false) === (on === 'cluster'),
+  );
+}
+
+/** The service's configuration as the real loader reads its command and environment. */
+function configOf(s: Service) {
+  const env = Object.fromEntries(Object.entries(s.environment ?? {}).map(([k, v]) => [k, String(v)]));
+  return loadConfig(s.command ?? [], env);
+}
 
 function composeAvailable(): boolean {
   try {
@@ -37,24 +51,43 @@ describe('docker-compose.yml', () => {
     execFileSync('docker', ['compose', 'config', '--quiet'], { stdio: 'pipe' });
   });
 
-  it('pins every image and runs one writer and two readers on different ports', () => {
+  it('pins every image and runs one writer and two readers per profile, every process on its own port', () => {
     const services = compose.services;
     for (const [name, s] of Object.entries(services)) {
       if (s.image) expect(s.image, name).toMatch(/:\d+\.\d+\.\d+/);
     }
-    const tiercache = Object.entries(services).filter(([, s]) => s.build);
-    const modes = tiercache.map(([, s]) => loadConfig(s.command ?? [], s.environment ?? {}).mode).sort();
-    expect(modes).toEqual(['reader', 'reader', 'writer']);
-    const ports = tiercache.map(([, s]) => loadConfig(s.command ?? [], s.environment ?? {}).port);
-    expect(new Set(ports).size).toBe(3);
+    for (const on of ['single', 'cluster'] as const) {
+      const modes = tiercache(on)
+        .map(([, s]) => configOf(s).mode)
+        .sort();
+      expect(modes, on).toEqual(['reader', 'reader', 'writer']);
+    }
+    // `--profile cluster up` runs both sets at once.
+    const all = [...tiercache('single'), ...tiercache('cluster')];
+    expect(new Set(all.map(([, s]) => configOf(s).port)).size).toBe(6);
+    expect(new Set(all.flatMap(([, s]) => s.ports ?? [])).size).toBe(6);
   });
 
   it('gives each tiercache service a configuration the service accepts, on the real backends', () => {
-    for (const [name, s] of Object.entries(compose.services).filter(([, s]) => s.build)) {
-      const config = loadConfig(s.command ?? [], s.environment ?? {});
+    for (const [name, s] of tiercache('single')) {
+      const config = configOf(s);
       expect(config.redisUrl, name).toBe('redis://redis:6379');
       expect(config.kafkaBrokers, name).toEqual(['kafka:9092']);
       expect(config.host, name).toBe('0.0.0.0');
+    }
+    for (const [name, s] of tiercache('cluster')) {
+      const config = configOf(s);
+      expect(config.redisUrl, name).toBeNull();
+      expect(config.redisClusterNodes, name).toEqual([1, 2, 3, 4, 5, 6].map((n) => `redis-${n}:6379`));
+      expect(config.kafkaBrokers, name).toEqual([1, 2, 3].map((n) => `kafka-${n}:9092`));
+      expect(config.kafkaReplicationFactor, name).toBe(3);
+      expect(config.host, name).toBe('0.0.0.0');
+      expect(Object.keys(s.depends_on ?? {}).sort(), name).toEqual([
+        'kafka-1',
+        'kafka-2',
+        'kafka-3',
+        'redis-cluster-create',
+      ]);
     }
   });
 
@@ -90,8 +123,8 @@ describe('docker-compose.yml', () => {
   });
 
   it('sets tokens: listening on every interface, no service takes anonymous writes or reads', () => {
-    for (const [name, s] of Object.entries(compose.services).filter(([, s]) => s.build)) {
-      const config = loadConfig(s.command ?? [], s.environment ?? {});
+    for (const [name, s] of [...tiercache('single'), ...tiercache('cluster')]) {
+      const config = configOf(s);
       expect(config.writeTokens.length, name).toBeGreaterThan(0);
       expect(config.readTokens.length, name).toBeGreaterThan(0);
       expect(config.allowAnonymousWrites, name).toBe(false);
