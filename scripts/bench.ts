@@ -102,6 +102,8 @@ const SECTIONS = [
   'workers',
   'writes',
   'backlog',
+  // Not part of a default run (it starts both clusters, minutes and 3 JVMs): only when named.
+  'cluster',
 ] as const;
 type Section = (typeof SECTIONS)[number];
 
@@ -602,7 +604,24 @@ try {
   process.stderr.write(`${(error as Error).message}`);
   process.exit(2);
 }
-main(options).then(
+/**
+ * --only=cluster: scripts/bench/cluster-propagation.ts (its defaults), the single nodes next to the clusters,
+ * after any other section asked for.
+ */
+async function run(o: Options): Promise<void> {
+  const cluster = o.only.has('cluster');
+  const others = new Set([...o.only].filter((section) => section !== 'cluster'));
+  if (!cluster || others.size > 0) await main({ ...o, only: others });
+  if (!cluster) return;
+  log('the clusters: scripts/bench/cluster-propagation.ts');
+  const child = spawnSync(process.execPath, ['--import', 'tsx', 'scripts/bench/cluster-propagation.ts'], {
+    cwd: ROOT,
+    stdio: 'inherit',
+  });
+  if (child.status !== 0) throw new Error('scripts/bench/cluster-propagation.ts failed (output above)');
+}
+
+run(options).then(
   // Explicit exit: a kafkajs or ioredis handle left behind must not keep a finished run alive.
   () => process.exit(),
   (error: unknown) => {
