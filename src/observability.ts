@@ -83,13 +83,20 @@ export class Counter {
     readonly help: string,
     private readonly registry: prom.Registry,
   ) {}
+  /**
+   * Bound series count into a plain number, handed to prom-client when the counter is read (scrape, value()):
+   * prom-client's own inc() hashes and validates the labels on every call, which showed in the hot reads'
+   * profile.
+   */
+  private readonly bound: { series: { inc(by: number): void }; pending: number }[] = [];
   inc(labels: Labels = {}, by = 1): void {
     this.series(labels).inc(by);
   }
   /** One series, resolved once: for hot paths. */
   bind(labels: Labels): { inc(by?: number): void } {
-    const series = this.series(labels);
-    return { inc: (by = 1) => series.inc(by) };
+    const slot = { series: this.series(labels), pending: 0 };
+    this.bound.push(slot);
+    return { inc: (by = 1) => void (slot.pending += by) };
   }
   async value(labels: Labels = {}): Promise<number> {
     if (!this.counter) return 0;
@@ -97,12 +104,20 @@ export class Counter {
     const wanted = JSON.stringify(Object.entries(labels).sort());
     return values.find((v) => JSON.stringify(Object.entries(v.labels).sort()) === wanted)?.value ?? 0;
   }
+  private flush(): void {
+    for (const slot of this.bound) {
+      if (slot.pending === 0) continue;
+      slot.series.inc(slot.pending);
+      slot.pending = 0;
+    }
+  }
   private series(labels: Labels): { inc(by: number): void } {
     this.counter ??= new prom.Counter({
       name: this.name,
       help: this.help,
       labelNames: Object.keys(labels),
       registers: [this.registry],
+      collect: () => this.flush(),
     });
     return Object.keys(labels).length === 0 ? this.counter : this.counter.labels(labels);
   }

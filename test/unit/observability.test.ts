@@ -1,7 +1,7 @@
 // Logs are pino's JSON lines on stderr with the fields operators already parse (time, level, msg, the
 // logger's bindings, the context, errors with message and stack); LOG_LEVEL leaves out what is less severe.
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { createLogger, setLogLevel } from '../../src/observability.js';
+import { createLogger, Metrics, setLogLevel } from '../../src/observability.js';
 import { captureLogs } from '../support/logs.js';
 
 afterEach(() => {
@@ -39,5 +39,24 @@ describe('logging', () => {
     setLogLevel('debug');
     logger.debug('written too');
     expect(lines.map((l) => l.msg)).toEqual(['written', 'written too']);
+  });
+});
+
+describe('counters', () => {
+  // Bound series count locally and reach prom-client when read: each read must show every increment once.
+  it('shows bound increments on every read, once, beside unbound ones', async () => {
+    const metrics = new Metrics();
+    const counter = metrics.counter('test_bound_total', 'test');
+    const hot = counter.bind({ route: 'hot' });
+    hot.inc();
+    hot.inc(2);
+    counter.inc({ route: 'cold' });
+    expect(await counter.value({ route: 'hot' })).toBe(3);
+    expect(await counter.value({ route: 'hot' })).toBe(3);
+    hot.inc();
+    counter.inc({ route: 'hot' }, 10);
+    expect(await metrics.render()).toContain('test_bound_total{route="hot"} 14');
+    expect(await metrics.render()).toContain('test_bound_total{route="hot"} 14');
+    expect(await counter.value({ route: 'cold' })).toBe(1);
   });
 });
