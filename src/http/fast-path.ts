@@ -1,17 +1,26 @@
 // The compiled fast path for the hot shape: a POST application/json GraphQL query whose answer has no
 // errors, executed by graphql-jit straight on node:http. Documents are parsed and validated once per query
-// text through yoga's own enveloped parse and validate, and executed through its enveloped execute, so
-// every plugin yoga runs at those steps (the request guard's token, depth, alias, introspection, access and
-// key-count checks among them) runs here too, written once. Anything else goes to yoga: other methods,
-// media types and Accept headers, mutations and subscriptions, documents that fail to parse or validate,
-// and any execution with an error (re-executed by yoga, which only reads, to give yoga's own answer).
+// text through yoga's own enveloped parse and validate, so every plugin yoga runs at those steps (the
+// request guard's token, depth, alias and introspection checks among them) runs here too, written once.
+// Execution runs every execute hook of yoga's plugins: through envelop's orchestrator when a plugin is one
+// the fast path does not know, else directly (the orchestrator's promise plumbing was 5% of a hot answer's
+// CPU): the guard's own check (access, keys), then the compiled query. Anything else goes to yoga: other
+// methods, media types and Accept headers, mutations and subscriptions, documents that fail to parse or
+// validate, and any execution with an error (re-executed by yoga, which only reads, to give yoga's own
+// answer).
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { isUtf8 } from 'node:buffer';
-import { getOperationAST, type DocumentNode, type ExecutionResult, type GraphQLSchema } from 'graphql';
+import {
+  getOperationAST,
+  type DocumentNode,
+  type ExecutionResult,
+  type GraphQLError,
+  type GraphQLSchema,
+} from 'graphql';
 import { compileQuery, isCompiledQuery, type CompiledQuery } from 'graphql-jit';
 import type { Plugin, YogaServerInstance } from 'graphql-yoga';
 import type { RequestContext } from '../graphql/context.js';
-import { metrics } from '../observability.js';
+import { log, metrics } from '../observability.js';
 
 type Yoga = YogaServerInstance<object, RequestContext>;
 type Enveloped = ReturnType<Yoga['getEnveloped']>;
@@ -44,6 +53,49 @@ const CONTENT_TYPE: Record<string, string> = {
   'application/graphql-response+json;charset=utf-8, application/json;charset=utf-8':
     'application/graphql-response+json; charset=utf-8',
 };
+
+/** A plugin whose execute hook the fast path runs itself, and the check that hook makes. */
+export interface ExecuteCheck {
+  /** Compared by identity with the plugins yoga runs. */
+  readonly plugin: object;
+  check(
+    document: DocumentNode,
+    operationName: string | null | undefined,
+    variables: Readonly<Record<string, unknown>> | undefined,
+    context: RequestContext,
+  ): GraphQLError | null;
+}
+
+/**
+ * The execute hooks yoga adds itself that direct execution stands in for, each recognised by its plugin's
+ * hooks and its source, so that another version of them makes the fast path use envelop:
+ * - envelop's engine hook sets the executor to graphql's execute; the fast path's own hook, later in the
+ *   list, replaces that with the compiled query (so it must come first);
+ * - envelop's error masking only rewrites results that have errors, and the fast path answers none of those
+ *   (yoga executes them again).
+ */
+const YOGA_HOOKS = [
+  {
+    hooks: 'onExecute,onParse,onSubscribe,onValidate',
+    source:
+      /^\(\{ setExecuteFn \}\) => \{\s*if \(engine\.execute\) \{\s*setExecuteFn\(engine\.execute\);\s*\}\s*\}$/,
+    beforeOwn: true,
+  },
+  {
+    hooks: 'onExecute,onPluginInit,onSubscribe',
+    source:
+      /^onExecute\(\) \{\s*return \{\s*onExecuteDone\(payload\) \{\s*return handleStreamOrSingleExecutionResult\(payload, handleResult\);\s*\},?\s*\};\s*\}$/,
+    beforeOwn: false,
+  },
+];
+
+function isYogaHook(plugin: Partial<Plugin>, beforeOwn: boolean): boolean {
+  const hooks = Object.keys(plugin).sort().join();
+  const source = String(plugin.onExecute);
+  return YOGA_HOOKS.some(
+    (known) => known.hooks === hooks && known.source.test(source) && (beforeOwn || !known.beforeOwn),
+  );
+}
 
 /** One query text (and operation name) the fast path has looked at: compiled, or left to yoga. */
 type Prepared = { document: DocumentNode; compiled: CompiledQuery } | 'yoga';
@@ -101,10 +153,17 @@ export class FastPath {
   /** Whether yoga's validation passed a document. */
   private readonly validated = new WeakMap<DocumentNode, boolean>();
 
+  /** Whether every execute hook of yoga's plugins is one the fast path runs itself (decided on first use). */
+  private direct: boolean | undefined;
+  private readonly own: Plugin;
+
   constructor(
     private readonly schema: GraphQLSchema,
     private readonly contextFor: (authorization: string | undefined) => RequestContext,
-  ) {}
+    private readonly guard: ExecuteCheck,
+  ) {
+    this.own = this.makePlugin();
+  }
 
   /** Whether the request's method and headers are the shape the fast path takes (its body is read next). */
   static accepts(req: IncomingMessage): boolean {
@@ -136,17 +195,25 @@ export class FastPath {
     const prepared = this.prepare(params);
     if (prepared === undefined || prepared === 'yoga') return false;
     const contextValue: FastContext = this.contextFor(req.headers.authorization);
-    contextValue[COMPILED] = prepared.compiled;
-    const enveloped = this.envelopedFor(yoga, contextValue);
     // A query, so executing it again in yoga after an error only reads. One result, not a stream: the
     // schema has no @defer/@stream, and subscriptions never take the fast path.
-    const result = (await enveloped.execute({
-      schema: enveloped.schema,
-      document: prepared.document,
-      variableValues: params.variables,
-      operationName: params.operationName,
-      contextValue,
-    })) as ExecutionResult;
+    let result: ExecutionResult;
+    if (this.executesDirectly(yoga)) {
+      // What the guard's hook would refuse, yoga refuses (and counts) when it executes the request again.
+      if (this.guard.check(prepared.document, params.operationName, params.variables, contextValue))
+        return false;
+      result = await prepared.compiled.query(undefined, contextValue, params.variables);
+    } else {
+      contextValue[COMPILED] = prepared.compiled;
+      const enveloped = this.envelopedFor(yoga, contextValue);
+      result = (await enveloped.execute({
+        schema: enveloped.schema,
+        document: prepared.document,
+        variableValues: params.variables,
+        operationName: params.operationName,
+        contextValue,
+      })) as ExecutionResult;
+    }
     if (result.errors !== undefined || result.extensions !== undefined || res.headersSent) return false;
     const text = JSON.stringify(result);
     res.writeHead(200, {
@@ -165,6 +232,35 @@ export class FastPath {
    * anything itself, and never disturbs yoga's own caches.
    */
   plugin(): Plugin {
+    return this.own;
+  }
+
+  /**
+   * Whether the fast path executes without envelop (decided once): only when that runs every execute hook
+   * envelop would, i.e. no instrumentation and no execute hook but the guard's, its own and error masking.
+   */
+  executesDirectly(yoga: Yoga): boolean {
+    if (this.direct === undefined) {
+      this.direct = this.runsEveryHook(yoga);
+      log.info('compiled fast path', { execution: this.direct ? 'direct' : 'through envelop' });
+    }
+    return this.direct;
+  }
+
+  private runsEveryHook(yoga: Yoga): boolean {
+    const plugins = (yoga as unknown as { plugins?: readonly (Partial<Plugin> | undefined)[] }).plugins;
+    if (!Array.isArray(plugins)) return false;
+    const own = plugins.indexOf(this.own);
+    return plugins.every(
+      (p, i) =>
+        !p ||
+        (!p.instrumentation &&
+          !p.onEnveloped &&
+          (!p.onExecute || p === this.own || p === this.guard.plugin || isYogaHook(p, i < own))),
+    );
+  }
+
+  private makePlugin(): Plugin {
     return {
       onParse: ({ params }) => {
         const source = typeof params.source === 'string' ? params.source : params.source.body;

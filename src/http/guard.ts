@@ -329,7 +329,11 @@ export class Guard {
     };
   }
 
-  private checkOperation(
+  /**
+   * What the plugin's execute hook checks (access, keys across fields and aliases): the compiled fast path
+   * calls this very function when it executes without envelop (src/http/fast-path.ts).
+   */
+  checkOperation(
     document: DocumentNode,
     operationName: string | null | undefined,
     variables: Readonly<Record<string, unknown>> | null | undefined,

@@ -108,8 +108,13 @@ export function createHttpServer({
   // Queries only: a fast-path request never subscribes, so its connection never counts a subscription and
   // one serves them all.
   const fastConnection = new Connection();
+  const guardPlugin = guard.plugin();
   const fast = fastPath
-    ? new FastPath(schema, (authorization) => contextFor(guard.access(authorization), fastConnection, true))
+    ? new FastPath(schema, (authorization) => contextFor(guard.access(authorization), fastConnection, true), {
+        plugin: guardPlugin,
+        check: (document, operationName, variables, context) =>
+          guard.checkOperation(document, operationName, variables, context),
+      })
     : null;
   const yoga = createYoga<object, RequestContext>({
     schema,
@@ -126,11 +131,7 @@ export function createHttpServer({
     // The guard answers CORS for every route; yoga's own default would echo any origin.
     cors: false,
     maxRequestBodySize: maxRequestBytes,
-    plugins: [
-      guard.plugin(),
-      useGraphQLSSE({ endpoint: '/graphql/stream' }),
-      ...(fast ? [fast.plugin()] : []),
-    ],
+    plugins: [guardPlugin, useGraphQLSSE({ endpoint: '/graphql/stream' }), ...(fast ? [fast.plugin()] : [])],
     // Operations over WebSocket arrive with their socket's access and connection (src/http/websocket.ts).
     context: ({ request, access, connection }: YogaInitial) =>
       contextFor(
