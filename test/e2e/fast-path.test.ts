@@ -190,6 +190,19 @@ const CORPUS: [string, Sent, boolean][] = [
   ['introspection off', q('{ __schema { types { name } } }'), false],
   ['empty key', q('{ value(key: "") { key } }'), false],
   ['response too large', q(`{ values(keys: ["big", "big", "big"]) { value } }`), false],
+  // The budget is proven by a bound from string lengths and measured exactly only near the limit.
+  ['response near its limit', q(`{ values(keys: ["big", "big"]) { key value } }`), true],
+  [
+    'response too large across fields',
+    q(`{ x: values(keys: ["big", "big"]) { value } y: value(key: "big") { value } }`),
+    false,
+  ],
+  // Each field within MAX_READ_KEYS, together over it: only the guard's execute check refuses this.
+  [
+    'too many keys across aliases',
+    q(`{ x: values(keys: ${manyKeys(10)}) { key } y: values(keys: ${manyKeys(11)}) { key } }`),
+    false,
+  ],
   [
     'variable of the wrong type',
     q('query ($k: [String!]!) { values(keys: $k) { key } }', { variables: { k: 5 } }),
