@@ -19,6 +19,18 @@ export interface RouteUrl {
   readonly searchParams: URLSearchParams;
 }
 
+/** A route's own path, its query parsed on first use (a class: an object literal with a getter cost more). */
+class KnownRoute implements RouteUrl {
+  private params: URLSearchParams | undefined;
+  constructor(
+    readonly pathname: string,
+    private readonly query: string,
+  ) {}
+  get searchParams(): URLSearchParams {
+    return (this.params ??= new URLSearchParams(this.query));
+  }
+}
+
 /**
  * The request's path and query. A path that is exactly one of the routes (no dot segments, escapes or
  * doubled slashes) is taken as it is, without building a WHATWG URL per hot request; anything else is
@@ -27,14 +39,6 @@ export interface RouteUrl {
 export function routeOf(raw: string): RouteUrl {
   const q = raw.indexOf('?');
   const path = q < 0 ? raw : raw.slice(0, q);
-  if (KNOWN.has(path) && !raw.includes('#')) {
-    let params: URLSearchParams | undefined;
-    return {
-      pathname: path,
-      get searchParams() {
-        return (params ??= new URLSearchParams(q < 0 ? '' : raw.slice(q + 1)));
-      },
-    };
-  }
+  if (KNOWN.has(path) && !raw.includes('#')) return new KnownRoute(path, q < 0 ? '' : raw.slice(q + 1));
   return new URL(raw, 'http://localhost');
 }
