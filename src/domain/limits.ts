@@ -38,9 +38,15 @@ const CONTROL = /[\u0000-\u001f\u007f]/;
 // (it would be stored as U+FFFD, and two different keys would become one).
 const LONE_SURROGATE = /[\ud800-\udfff]/u;
 
+// A UTF-16 unit is at most 3 bytes of UTF-8 (a surrogate pair, 2 units, is 4): a string this short is within
+// a byte limit without measuring it. Measuring (Buffer.byteLength) cost about 0.6 µs per short string here,
+// more than every other check of a key together.
+const MAX_UTF8_BYTES_PER_UNIT = 3;
+const surelyWithin = (text: string, maxBytes: number): boolean =>
+  text.length * MAX_UTF8_BYTES_PER_UNIT <= maxBytes;
+
 export function checkKey(key: string, path: string, limits: Limits): void {
-  const bytes = utf8Bytes(key);
-  if (bytes === 0) throw new InvalidInput(`${path}: a key must not be empty`, path);
+  if (key.length === 0) throw new InvalidInput(`${path}: a key must not be empty`, path);
   const control = CONTROL.exec(key);
   if (control) {
     const code = control[0].charCodeAt(0).toString(16).toUpperCase().padStart(4, '0');
@@ -51,6 +57,8 @@ export function checkKey(key: string, path: string, limits: Limits): void {
   }
   if (LONE_SURROGATE.test(key))
     throw new InvalidInput(`${path}: a key must be valid Unicode (it has an unpaired surrogate)`, path);
+  if (surelyWithin(key, limits.maxKeyBytes)) return;
+  const bytes = utf8Bytes(key);
   if (bytes > limits.maxKeyBytes) {
     throw new InvalidInput(
       `${path}: key is ${bytes} bytes, more than the limit of ${limits.maxKeyBytes}`,
@@ -105,6 +113,7 @@ export function checkWrite(
         `entries[${i}].value`,
       );
     }
+    if (surelyWithin(value, limits.maxValueBytes)) return;
     const bytes = utf8Bytes(value);
     if (bytes > limits.maxValueBytes) {
       throw new InvalidInput(
