@@ -9,6 +9,7 @@ const set = (key: string, version: bigint, value: string, expiresAt: number | nu
 
 describe('memory tier packing', () => {
   const versions = [
+    -1n,
     0n,
     1n,
     255n,
@@ -68,6 +69,32 @@ describe('memory tier packing', () => {
     expect(t.lookup('k')?.value).toBe('v');
   });
 
+  it.each([0x12_3456, 2 ** 24 + 5, 2 ** 32 + 7, 0xab_cdef_1234])(
+    'serves an entry with a TTL of %s ms up to its expiry and not a millisecond after',
+    (ttlMs) => {
+      const { t, clock } = tier({ ttlMs });
+      t.apply(set('k', 1n, 'v'));
+      clock.advance(ttlMs);
+      expect(t.lookup('k')?.value).toBe('v');
+      clock.advance(1);
+      expect(t.lookup('k')).toBeUndefined();
+    },
+  );
+
+  it('lists, purges and lets go of an entry by the same expiry as lookups: served at its last ms, gone after', () => {
+    const { t, clock } = tier({ ttlMs: 1000 });
+    t.apply(set('k', 1n, 'abc'));
+    clock.advance(1000);
+    expect([...t.keys()]).toEqual(['k']);
+    expect(t.purgeExpired()).toBe(0);
+    expect(t.lookup('k')?.value).toBe('abc');
+    clock.advance(1);
+    // A lookup that finds it expired lets it go at once: no purge needed to free its entry and bytes.
+    expect(t.lookup('k')).toBeUndefined();
+    expect(t.size).toBe(0);
+    expect(t.bytes).toBe(0);
+  });
+
   it('lists only keys that have not expired', () => {
     const { t, clock } = tier({ ttlMs: 1000 });
     t.apply(set('a', 1n, 'x'));
@@ -109,5 +136,9 @@ describe('memory tier packing', () => {
     t.apply(set('a', 2n, 'x'.repeat(300)));
     expect(t.lookup('a')).toBeUndefined();
     expect(t.bytes).toBe(140);
+    // Exactly the whole budget fits, alone.
+    t.apply(set('e', 1n, 'x'.repeat(3 * 70 - 65)));
+    expect([...t.keys()]).toEqual(['e']);
+    expect(t.bytes).toBe(210);
   });
 });
