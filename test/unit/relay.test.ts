@@ -5,6 +5,7 @@ import { LocalBus } from '../../src/adapters/local-bus.js';
 import { MemoryStore } from '../../src/adapters/memory-store.js';
 import type { Change } from '../../src/domain/entry.js';
 import type { ChangeBus } from '../../src/ports.js';
+import { metrics } from '../../src/observability.js';
 import { captureLogs, messages } from '../support/logs.js';
 import { startRelay } from '../support/relay.js';
 
@@ -40,6 +41,12 @@ async function received(bus: ChangeBus, count: number): Promise<Change[]> {
   });
   closers.push(() => sub.close());
   return all.then(() => seen);
+}
+
+/** A counter's value on /metrics (0 when it has no sample yet). */
+async function counted(series: string): Promise<number> {
+  const line = (await metrics.render()).split('\n').find((l) => l.startsWith(`${series} `));
+  return line ? Number(line.split(' ')[1]) : 0;
 }
 
 describe('Relay', () => {
@@ -118,6 +125,9 @@ describe('Relay', () => {
     );
     await store.write([{ op: 'set', key: 'huge', value: '\u0001'.repeat(400) }], options);
     await store.write([{ op: 'set', key: 'after', value: 'ok' }], options);
+    const tooLargeBefore = await counted('tiercache_writer_changes_too_large_total');
+    const logs = captureLogs();
+    closers.push(() => Promise.resolve(logs.restore()));
     const arrived = received(local, 5);
     const relay = startRelay(store.outbox, measuring, { maxBatchBytes: 1000 });
     closers.push(
@@ -133,5 +143,79 @@ describe('Relay', () => {
       ['after', 'set'],
     ]);
     expect(Math.max(...sizes)).toBeLessThanOrEqual(1000);
+    expect(await counted('tiercache_writer_changes_too_large_total')).toBe(tooLargeBefore + 1);
+    const [warning] = logs.lines.filter((l) => l.level === 'warn');
+    expect(warning).toMatchObject({
+      msg: 'change too large for one bus message; announced as an invalidation',
+      key: 'huge',
+    });
+    expect(warning?.bytes).toBeGreaterThan(1000);
+  });
+
+  it('backs off doubling up to its bound, logs the first and every tenth failure, and says when a step succeeds again', async () => {
+    const store = new MemoryStore();
+    const local = new LocalBus();
+    const bus = flakyBus(local, 10);
+    await store.write([{ op: 'set', key: 'k', value: 'v' }], OPTIONS);
+    const failuresBefore = await counted('tiercache_writer_relay_failures_total{step="publish"}');
+    const announcedBefore = await counted('tiercache_writer_changes_announced_total');
+    const arrived = received(local, 1);
+    const logs = captureLogs();
+    closers.push(() => Promise.resolve(logs.restore()));
+    const relay = startRelay(store.outbox, bus, { retryDelayMs: 1, maxRetryDelayMs: 4 });
+    closers.push(
+      () => local.close(),
+      () => relay.close(),
+    );
+    await arrived;
+    await relay.close();
+    expect(bus.attempts).toBe(11);
+    expect(
+      logs.lines
+        .filter((l) => l.msg.startsWith('relay '))
+        .map(({ level, msg, step, attempt, attempts, retryInMs }) => ({
+          level,
+          msg,
+          step,
+          attempt,
+          attempts,
+          retryInMs,
+        })),
+    ).toEqual([
+      { level: 'error', msg: 'relay publish failed; retrying', attempt: 1, retryInMs: 1 },
+      { level: 'error', msg: 'relay publish failed; retrying', attempt: 10, retryInMs: 4 },
+      { level: 'info', msg: 'relay step succeeded again', step: 'publish', attempts: 11 },
+    ]);
+    expect(await counted('tiercache_writer_relay_failures_total{step="publish"}')).toBe(failuresBefore + 10);
+    expect(await counted('tiercache_writer_changes_announced_total')).toBe(announcedBefore + 1);
+  });
+
+  it('publishes at most maxBatch changes at a time, in order, and counts what it announced', async () => {
+    const store = new MemoryStore();
+    const local = new LocalBus();
+    const published: string[][] = [];
+    const recording: ChangeBus = {
+      publish: async (changes) => {
+        published.push(changes.map((c) => c.key));
+        await local.publish(changes);
+      },
+      subscribe: local.subscribe.bind(local),
+      messageBytes: local.messageBytes.bind(local),
+      close: local.close.bind(local),
+    };
+    await store.write(
+      ['a', 'b', 'c', 'd', 'e'].map((key) => ({ op: 'set' as const, key, value: key })),
+      OPTIONS,
+    );
+    const announcedBefore = await counted('tiercache_writer_changes_announced_total');
+    const arrived = received(local, 5);
+    const relay = startRelay(store.outbox, recording, { maxBatch: 2 });
+    closers.push(
+      () => local.close(),
+      () => relay.close(),
+    );
+    await arrived;
+    expect(published).toEqual([['a', 'b'], ['c', 'd'], ['e']]);
+    expect(await counted('tiercache_writer_changes_announced_total')).toBe(announcedBefore + 5);
   });
 });
