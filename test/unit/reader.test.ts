@@ -4,7 +4,9 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { LocalBus } from '../../src/adapters/local-bus.js';
 import { MemoryStore } from '../../src/adapters/memory-store.js';
 import type { ChangeBus, ChangeHandler, Subscription } from '../../src/ports.js';
+import { metrics } from '../../src/observability.js';
 import { Reader } from '../../src/reader/reader.js';
+import { captureLogs, messages } from '../support/logs.js';
 import { startRelay } from '../support/relay.js';
 import { Writer } from '../../src/writer/writer.js';
 
@@ -86,6 +88,12 @@ async function setup({ syncIntervalMs = 1_000_000 } = {}) {
     return committed!;
   };
   return { store, bus, reader, writer, write };
+}
+
+/** A sample's value on /metrics (0 when it has none yet). */
+async function sampled(series: string): Promise<number> {
+  const line = (await metrics.render()).split('\n').find((l) => l.startsWith(`${series} `));
+  return line ? Number(line.split(' ')[1]) : 0;
 }
 
 afterEach(async () => {
@@ -208,5 +216,62 @@ describe('Reader', () => {
     release();
     await vi.waitFor(() => expect(batches).toEqual([['first'], ['second']]));
     stop();
+  });
+
+  it('tells trust listeners of each change as it happens (past one that throws), and counts and logs it', async () => {
+    const { reader, bus } = await setup({ syncIntervalMs: 1 });
+    const seen: boolean[] = [];
+    const stopThrowing = reader.onTrustChange(() => {
+      throw new Error('listener bug (test)');
+    });
+    const stop = reader.onTrustChange((trusted) => seen.push(trusted));
+    const changesBefore = await sampled('tiercache_reader_feed_trust_changes_total');
+    const logs = captureLogs();
+    try {
+      bus.stalled = true;
+      await bus.nextSync();
+      now += 5001;
+      expect(reader.feedCurrent).toBe(false);
+      expect(seen).toEqual([false]);
+      bus.release();
+      await bus.nextSync();
+      await bus.nextSync();
+      expect(reader.feedCurrent).toBe(true);
+      expect(seen).toEqual([false, true]);
+      stop();
+      bus.stalled = true;
+      await bus.nextSync();
+      now += 5001;
+      expect(reader.feedCurrent).toBe(false);
+      expect(seen).toEqual([false, true]);
+    } finally {
+      stopThrowing();
+      logs.restore();
+    }
+    expect(await sampled('tiercache_reader_feed_trust_changes_total')).toBe(changesBefore + 3);
+    expect(messages(logs.lines, 'error')).toEqual(Array(3).fill('trust listener failed'));
+    const trustLines = logs.lines.filter((l) => l.msg.startsWith('change feed'));
+    expect(trustLines.map((l) => [l.level, l.msg])).toEqual([
+      ['warn', 'change feed not proven current: memory tier cleared, reading from the store'],
+      ['info', 'change feed current: memory tier in use'],
+      ['warn', 'change feed not proven current: memory tier cleared, reading from the store'],
+    ]);
+    expect(trustLines[0]?.lagMs).toBeGreaterThanOrEqual(5001);
+  });
+
+  it('shows on /metrics what memory holds, the feed lag, and every change applied and timed', async () => {
+    const { reader, write } = await setup();
+    const appliedBefore = await sampled('tiercache_reader_changes_applied_total');
+    const timedBefore = await sampled('tiercache_reader_propagation_ms_count');
+    await write('a', 'x');
+    await write('b', 'yz');
+    await reader.read(['absent'], false);
+    now += 1234;
+    expect(await sampled('tiercache_reader_changes_applied_total')).toBe(appliedBefore + 2);
+    expect(await sampled('tiercache_reader_propagation_ms_count')).toBe(timedBefore + 2);
+    expect(await sampled('tiercache_reader_memory_entries')).toBe(3);
+    expect(await sampled('tiercache_reader_memory_bytes')).toBe(reader.tier.bytes);
+    expect(reader.tier.bytes).toBe(3 * 64 + 2 + 3 + 6);
+    expect(await sampled('tiercache_reader_feed_lag_ms')).toBe(1234);
   });
 });
