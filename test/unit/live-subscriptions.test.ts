@@ -7,6 +7,7 @@ import { LocalBus } from '../../src/adapters/local-bus.js';
 import type { WriteOp } from '../../src/ports.js';
 import { MemoryStore } from '../../src/adapters/memory-store.js';
 import type { ValueEvent } from '../../src/domain/subscription-index.js';
+import { metrics } from '../../src/observability.js';
 import { Reader } from '../../src/reader/reader.js';
 import {
   Connection,
@@ -119,6 +120,17 @@ async function nextEvent(sub: AsyncIterator<Delivery>, what?: string): Promise<V
   const d = await next(sub, what);
   if (d === 'done' || 'ended' in d) throw new Error(`expected an event, got ${short(d)}`);
   return d;
+}
+
+/** A sample's value on /metrics (0 when it has none yet). */
+async function sampled(series: string): Promise<number> {
+  const line = (await metrics.render()).split('\n').find((l) => l.startsWith(`${series} `));
+  return line ? Number(line.split(' ')[1]) : 0;
+}
+
+/** Samples of several series at once, to compare before and after. */
+async function samples(series: readonly string[]): Promise<number[]> {
+  return Promise.all(series.map(sampled));
 }
 
 describe('LiveSubscriptions', () => {
@@ -241,6 +253,7 @@ describe('LiveSubscriptions', () => {
     const sub = live.subscribe({ keys: ['a'], prefix: null }, true, new Connection());
     await set('a', 'two');
     await set('a', 'three');
+    expect(await sampled('tiercache_subscription_buffered_events')).toBe(2);
     release();
     // The snapshot read "three" (after both writes): the held "two" and "three" are not newer, so dropped.
     expect(await nextEvent(sub)).toMatchObject({ key: 'a', value: 'three', initial: true });
@@ -449,5 +462,84 @@ describe('LiveSubscriptions', () => {
     await live.drained(100);
     expect(short(await next(stuck))).toBe('b SET one');
     await stuck.return?.();
+  });
+
+  it('counts on /metrics what it opens, sends by op, times, coalesces and closes by reason', async () => {
+    const { live, set, del, bus } = await setup({ bufferSize: 2 });
+    const series = [
+      'tiercache_subscriptions_opened_total',
+      'tiercache_subscription_events_total{op="SET"}',
+      'tiercache_subscription_events_total{op="DELETE"}',
+      'tiercache_subscription_events_total{op="EXPIRE"}',
+      'tiercache_subscription_delivery_ms_count',
+      'tiercache_subscription_events_coalesced_total',
+      'tiercache_subscriptions_closed_total{reason="client"}',
+      'tiercache_subscriptions_closed_total{reason="complete"}',
+    ];
+    const before = await samples(series);
+    await set('a', 'one');
+    const sub = live.subscribe({ keys: ['a', 'b', 'gone'], prefix: null }, true, new Connection());
+    // Initial events are sent, but not timed: they are no change's delivery.
+    expect(short(await next(sub))).toBe('a SET one (initial)');
+    expect(short(await next(sub))).toBe('b DELETE - (initial)');
+    expect(short(await next(sub))).toBe('gone DELETE - (initial)');
+    await set('a', 'two');
+    await del('a');
+    await bus.publish([{ op: 'invalidate', key: 'gone', version: 42n, expiresAt: null }]);
+    expect([short(await next(sub)), short(await next(sub)), short(await next(sub))]).toEqual([
+      'a SET two',
+      'a DELETE -',
+      'gone EXPIRE -',
+    ]);
+    // Unread, the buffer of two fills: a third change of a waiting key replaces it.
+    await set('a', '3');
+    await set('b', '3');
+    await set('a', '4');
+    expect([short(await next(sub)), short(await next(sub))]).toEqual(['a SET 4', 'b SET 3']);
+    await sub.return?.();
+    const completed = live.subscribe({ keys: ['c'], prefix: null }, false, new Connection());
+    live.completeAll();
+    expect(await next(completed)).toBe('done');
+    expect((await samples(series)).map((n, i) => n - before[i]!)).toEqual([2, 4, 3, 1, 4, 1, 1, 1]);
+  });
+
+  it('shows on /metrics the subscriptions open, their index, expiry timers, remembered keys and waiting events', async () => {
+    const { live, set } = await setup();
+    const gauges = [
+      'tiercache_subscriptions_open',
+      'tiercache_subscription_index_entries',
+      'tiercache_subscription_expiry_timers',
+      'tiercache_subscription_remembered_keys',
+      'tiercache_subscription_buffered_events',
+    ];
+    const one = live.subscribe({ keys: ['a', 'b'], prefix: null }, false, new Connection());
+    const two = live.subscribe({ keys: ['a'], prefix: 'p:' }, false, new Connection());
+    await set('a', 'one', 60_000);
+    await set('p:1', 'x');
+    // a is waiting in both, p:1 in the second; a has an expiry timer; each remembers what it was sent.
+    expect(await samples(gauges)).toEqual([2, 4, 1, 3, 3]);
+    await one.return?.();
+    await two.return?.();
+    expect(await samples(gauges)).toEqual([0, 0, 0, 0, 0]);
+  });
+
+  it('routes a feed batch larger than a buffer in slices, so a subscriber that reads promptly keeps up', async () => {
+    const { live, bus } = await setup({ bufferSize: 4 });
+    const sub = live.subscribe({ keys: [], prefix: 'k' }, false, new Connection());
+    const received: string[] = [];
+    const reading = (async () => {
+      while (received.length < 20) received.push(short(await next(sub)));
+    })();
+    // Three keys in turn: a buffer that filled up would coalesce a waiting key's events into its last.
+    const changes = Array.from({ length: 20 }, (_, i) => ({
+      op: 'set' as const,
+      key: `k${i % 3}`,
+      value: `${i}`,
+      version: BigInt(i + 1),
+      expiresAt: null,
+    }));
+    await bus.publish(changes);
+    await reading;
+    expect(received).toEqual(changes.map((c) => `${c.key} SET ${c.value}`));
   });
 });
