@@ -364,4 +364,38 @@ describe('EventQueue memory', () => {
     expect(q.offer({ ...event('k3', 3n), initial: true }, 0)).toBe('queued');
     expect(q.remembered).toBeLessThanOrEqual(100);
   });
+
+  describe('forgetting keys (rememberedKeys)', () => {
+    const small = { capacity: 100, maxFullMs: 1000, rememberedKeys: 2 };
+
+    it('holds exactly rememberedKeys keys, and forgets the least recently passed first', () => {
+      const q = new EventQueue(small);
+      q.offer(event('a', 1n), 0);
+      q.offer(event('b', 2n), 0);
+      expect(q.remembered).toBe(2);
+      q.offer(event('a', 3n), 0); // a passes again: b is now the least recent
+      q.offer(event('c', 4n), 0);
+      expect([...q.seenKeys()].sort()).toEqual(['a', 'c']);
+      expect(q.lastVersion('a')?.version).toBe(3n);
+      expect(q.lastVersion('b')).toBeUndefined();
+    });
+
+    it('never lowers its floor, and still lets an EXPIRE of a forgotten key through', () => {
+      const q = new EventQueue({ ...small, rememberedKeys: 1 });
+      q.offer(event('a', 10n), 0);
+      q.offer(event('b', 5n), 0); // forgets a: floor 10
+      q.offer(event('c', 20n), 0); // forgets b (5): the floor stays 10
+      expect(q.offer(event('a', 7n), 0)).toBe('stale');
+      expect(q.offer(event('a', 10n), 0)).toBe('stale');
+      expect(q.offer(event('b', 10n, 'EXPIRE'), 0)).toBe('queued');
+    });
+  });
+
+  it('starts the clock of "full" when the queue fills, not when its first event arrived', () => {
+    const q = new EventQueue({ capacity: 2, maxFullMs: 100, rememberedKeys: 100 });
+    q.offer(event('a', 1n), 0);
+    q.offer(event('b', 1n), 500); // full from now
+    expect(q.offer(event('b', 2n), 550)).toBe('coalesced');
+    expect(q.offer(event('b', 3n), 601)).toBe('behind');
+  });
 });
