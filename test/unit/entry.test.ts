@@ -134,6 +134,14 @@ describe('ResponseBudget', () => {
     expect(() => new ResponseBudget(10).spend([shared, shared])).not.toThrow();
     expect(() => new ResponseBudget(14).spend([shared, shared, shared])).toThrow(/MAX_RESPONSE_BYTES/);
   });
+
+  it('adds up what it only bounded across calls: parts that fit alone still refuse together', () => {
+    // 10 UTF-16 units (bound 60 bytes), 55 bytes as JSON: one fits 100 by its bound, two are 110.
+    const part = [{ key: 'k', value: '\u0001'.repeat(9) }];
+    const budget = new ResponseBudget(100);
+    budget.spend(part);
+    expect(() => budget.spend(part)).toThrow(ResponseTooLarge);
+  });
 });
 
 describe('unpackEntry refusals', () => {

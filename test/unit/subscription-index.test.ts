@@ -219,6 +219,24 @@ describe('EventQueue', () => {
     q.take();
     expect(q.length).toBe(4);
     expect(q.offer(event('e', 2n), 1001)).toBe('behind');
+    // Taken down to exactly its capacity, it is still full: the clock still runs.
+    const r = new EventQueue(limits);
+    for (const key of ['a', 'b', 'c', 'd']) r.offer(event(key, 1n), 0);
+    r.take();
+    expect(r.length).toBe(3);
+    expect(r.offer(event('d', 2n), 1001)).toBe('behind');
+  });
+
+  it('passes the first event of a key at any version, 0 included, while it has forgotten none', () => {
+    const q = new EventQueue(limits);
+    expect(q.offer(event('a', 0n), 0)).toBe('queued');
+  });
+
+  it('drops the replay of a forgotten key at version 0', () => {
+    const q = new EventQueue({ ...limits, rememberedKeys: 1 });
+    q.offer(event('a', 0n), 0);
+    q.offer(event('b', 1n), 0); // forgets a: floor 0
+    expect(q.offer(event('a', 0n), 0)).toBe('stale');
   });
 
   it('is behind only once full for longer than maxFullMs, not at exactly maxFullMs', () => {
