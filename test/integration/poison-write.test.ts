@@ -3,16 +3,11 @@
 // Kafka's message limit: the relay must size what it sends by its encoded form, and send a change too
 // large for one message as an invalidation, so the next write still reaches readers through the feed.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { KafkaBus } from '../../src/adapters/kafka-bus.js';
-import { connectRedis, RedisStore } from '../../src/adapters/redis-store.js';
-import { Reader } from '../../src/reader/reader.js';
-import { Writer } from '../../src/writer/writer.js';
-import { startRelay } from '../support/relay.js';
-import { kafkaBrokers, redisUrl, uniqueName } from '../support/services.js';
+import type { Reader } from '../../src/reader/reader.js';
+import type { Writer } from '../../src/writer/writer.js';
+import { startPipeline, type Pipeline } from '../support/pipeline.js';
 
-const topic = uniqueName('poison');
-const prefix = `${uniqueName('poison')}:`;
-const closers: (() => Promise<unknown>)[] = [];
+let pipeline: Pipeline;
 let reader: Reader;
 let writer: Writer;
 
@@ -27,51 +22,22 @@ async function until<T>(what: string, probe: () => Promise<T | undefined>, timeo
 }
 
 beforeAll(async () => {
-  const busOptions = {
-    brokers: kafkaBrokers(),
-    topic,
-    groupPrefix: 'poison.',
-    partitions: 2,
-    replicationFactor: 1,
-  };
-  const readerRedis = connectRedis(redisUrl());
-  const writerRedis = connectRedis(redisUrl());
-  const readerBus = await KafkaBus.create({ ...busOptions, clientId: 'poison-reader' });
-  const writerBus = await KafkaBus.create({ ...busOptions, clientId: 'poison-writer' });
-  reader = await Reader.start(new RedisStore({ redis: readerRedis, prefix }), readerBus, {
-    instanceId: uniqueName('poison-reader'),
-    memory: { maxEntries: 1000, maxBytes: 64 << 20, ttlMs: 300_000, negativeTtlMs: 300_000 },
-    maxBatch: 100,
-    purgeIntervalMs: 60_000,
-    feed: { syncIntervalMs: 500, maxLagMs: 5_000 },
-  });
-  const writerStore = new RedisStore({ redis: writerRedis, prefix });
-  // The service's own batch bound (src/app.ts), under the broker's default 1 MB message limit.
-  const relay = startRelay(writerStore.outbox, writerBus, { maxBatchBytes: 512 * 1024, maxBatch: 500 });
-  writer = new Writer(writerStore, {
-    limits: {
-      maxReadKeys: 1000,
-      maxWriteEntries: 1000,
-      maxKeyBytes: 1024,
-      maxValueBytes: 1 << 20,
-      maxTtlSeconds: 60,
+  pipeline = await startPipeline({
+    name: 'poison',
+    reader: {
+      memory: { maxEntries: 1000, maxBytes: 64 << 20, ttlMs: 300_000, negativeTtlMs: 300_000 },
+      maxBatch: 100,
+      purgeIntervalMs: 60_000,
+      feed: { syncIntervalMs: 500, maxLagMs: 5_000 },
     },
-    tombstoneTtlMs: 60_000,
-    inlineValueMaxBytes: 65536,
+    // The service's own batch bound (src/app.ts), under the broker's default 1 MB message limit.
+    relay: { maxBatchBytes: 512 * 1024, maxBatch: 500 },
   });
-  closers.push(
-    () => relay.close(),
-    async () => writerStore.close(),
-    () => reader.close(),
-    () => readerBus.close(),
-    () => writerBus.close(),
-    async () => readerRedis.quit(),
-    async () => writerRedis.quit(),
-  );
+  ({ reader, writer } = pipeline);
 }, 60_000);
 
 afterAll(async () => {
-  for (const close of closers) await close();
+  await pipeline?.close();
 });
 
 describe('a write whose values grow past the message limit when encoded', () => {

@@ -2,17 +2,13 @@
 // of v2 is committed, announced and applied, and only then does the fetch's answer land. The late v1 must
 // never enter memory, even when v2 was evicted in between.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { KafkaBus } from '../../src/adapters/kafka-bus.js';
-import { connectRedis, RedisStore } from '../../src/adapters/redis-store.js';
-import { Reader } from '../../src/reader/reader.js';
+import type { Reader } from '../../src/reader/reader.js';
+import type { Writer } from '../../src/writer/writer.js';
 import { HeldStore } from '../support/held-store.js';
-import { startRelay } from '../support/relay.js';
-import { Writer } from '../../src/writer/writer.js';
-import { kafkaBrokers, redisUrl, uniqueName } from '../support/services.js';
+import { startPipeline, type Pipeline } from '../support/pipeline.js';
+import { uniqueName } from '../support/services.js';
 
-const topic = uniqueName('race');
-const prefix = `${uniqueName('race')}:`;
-const closers: (() => Promise<unknown>)[] = [];
+let pipeline: Pipeline;
 let reader: Reader;
 let held: HeldStore;
 let writer: Writer;
@@ -38,52 +34,22 @@ async function writeAndApply(key: string, value: string): Promise<bigint> {
 }
 
 beforeAll(async () => {
-  const busOptions = {
-    brokers: kafkaBrokers(),
-    topic,
-    groupPrefix: 'race.',
-    partitions: 2,
-    replicationFactor: 1,
-  };
-  const readerRedis = connectRedis(redisUrl());
-  const writerRedis = connectRedis(redisUrl());
-  const readerBus = await KafkaBus.create({ ...busOptions, clientId: 'race-reader' });
-  const writerBus = await KafkaBus.create({ ...busOptions, clientId: 'race-writer' });
-  held = new HeldStore(new RedisStore({ redis: readerRedis, prefix }));
-  reader = await Reader.start(held, readerBus, {
-    instanceId: uniqueName('race-reader'),
-    memory: { maxEntries: 100, maxBytes: 1 << 20, ttlMs: 60_000, negativeTtlMs: 60_000 },
-    maxBatch: 100,
-    purgeIntervalMs: 60_000,
-    feed: { syncIntervalMs: 500, maxLagMs: 30_000 },
-  });
-  const writerStore = new RedisStore({ redis: writerRedis, prefix });
-  const relay = startRelay(writerStore.outbox, writerBus);
-  writer = new Writer(writerStore, {
-    limits: {
-      maxReadKeys: 1000,
-      maxWriteEntries: 1000,
-      maxKeyBytes: 1024,
-      maxValueBytes: 1 << 20,
-      maxTtlSeconds: 60,
+  pipeline = await startPipeline({
+    name: 'race',
+    readerStore: (store) => (held = new HeldStore(store)),
+    reader: {
+      memory: { maxEntries: 100, maxBytes: 1 << 20, ttlMs: 60_000, negativeTtlMs: 60_000 },
+      maxBatch: 100,
+      purgeIntervalMs: 60_000,
+      feed: { syncIntervalMs: 500, maxLagMs: 30_000 },
     },
-    tombstoneTtlMs: 60_000,
-    inlineValueMaxBytes: 65536,
   });
-  closers.push(
-    () => relay.close(),
-    async () => writerStore.close(),
-    () => reader.close(),
-    () => readerBus.close(),
-    () => writerBus.close(),
-    async () => readerRedis.quit(),
-    async () => writerRedis.quit(),
-  );
+  ({ reader, writer } = pipeline);
 }, 60_000);
 
 afterAll(async () => {
   held?.release();
-  for (const close of closers) await close();
+  await pipeline?.close();
 });
 
 describe.each([

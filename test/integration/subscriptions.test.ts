@@ -3,18 +3,16 @@
 // feed batch larger than a buffer, a slow subscriber that cannot hold up the others, and one consumer for
 // any number of subscribers. Feed loss and resync: test/faults/subscriptions.test.ts (a real broker cut).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { KafkaBus } from '../../src/adapters/kafka-bus.js';
-import { connectRedis, RedisStore } from '../../src/adapters/redis-store.js';
+import type { RedisStore } from '../../src/adapters/redis-store.js';
 import type { Version } from '../../src/domain/entry.js';
 import type { ValueEvent } from '../../src/domain/subscription-index.js';
 import type { ChangeBus, ChangeHandler, Subscription } from '../../src/ports.js';
-import { Reader } from '../../src/reader/reader.js';
+import type { Reader } from '../../src/reader/reader.js';
 import { Connection, LiveSubscriptions, type Delivery } from '../../src/reader/subscriptions.js';
-import type { Relay } from '../../src/writer/relay.js';
-import { Writer } from '../../src/writer/writer.js';
+import type { Writer } from '../../src/writer/writer.js';
 import { HeldStore } from '../support/held-store.js';
-import { startRelay } from '../support/relay.js';
-import { kafkaBrokers, redisUrl, uniqueName } from '../support/services.js';
+import { startPipeline, type Pipeline } from '../support/pipeline.js';
+import { uniqueName } from '../support/services.js';
 
 /** The reader's own feed, counting the subscriptions made on it (the real KafkaBus does the rest). */
 class CountingBus implements ChangeBus {
@@ -29,16 +27,13 @@ class CountingBus implements ChangeBus {
   }
 }
 
-const topic = uniqueName('subs');
-const prefix = `${uniqueName('subs')}:`;
-const closers: (() => Promise<unknown>)[] = [];
+let pipeline: Pipeline;
 let reader: Reader;
+let writer: Writer;
+let writerStore: RedisStore;
 let held: HeldStore;
 let feed: CountingBus;
-let writerStore: RedisStore;
-let writerBus: KafkaBus;
-let relay: Relay;
-let writer: Writer;
+let prefix: string;
 let live: LiveSubscriptions;
 const INLINE_MAX = 32;
 
@@ -90,31 +85,20 @@ async function writeAndApply(key: string, value: string, ttlSeconds: number | nu
   return version;
 }
 
-function startWriterRelay(): Relay {
-  return startRelay(writerStore.outbox, writerBus);
-}
-
 beforeAll(async () => {
-  const busOptions = {
-    brokers: kafkaBrokers(),
-    topic,
-    groupPrefix: 'subs.',
-    partitions: 2,
-    replicationFactor: 1,
-  };
-  const readerRedis = connectRedis(redisUrl());
-  const writerRedis = connectRedis(redisUrl());
-  const readerBus = await KafkaBus.create({ ...busOptions, clientId: 'subs-reader' });
-  writerBus = await KafkaBus.create({ ...busOptions, clientId: 'subs-writer' });
-  held = new HeldStore(new RedisStore({ redis: readerRedis, prefix }));
-  feed = new CountingBus(readerBus);
-  reader = await Reader.start(held, feed, {
-    instanceId: uniqueName('subs-reader'),
-    memory: { maxEntries: 1000, maxBytes: 1 << 22, ttlMs: 60_000, negativeTtlMs: 60_000 },
-    maxBatch: 500,
-    purgeIntervalMs: 60_000,
-    feed: { syncIntervalMs: 200, maxLagMs: 4000 },
+  pipeline = await startPipeline({
+    name: 'subs',
+    readerStore: (store) => (held = new HeldStore(store)),
+    readerBus: (bus) => (feed = new CountingBus(bus)),
+    reader: {
+      memory: { maxEntries: 1000, maxBytes: 1 << 22, ttlMs: 60_000, negativeTtlMs: 60_000 },
+      maxBatch: 500,
+      purgeIntervalMs: 60_000,
+      feed: { syncIntervalMs: 200, maxLagMs: 4000 },
+    },
+    inlineValueMaxBytes: INLINE_MAX,
   });
+  ({ reader, writer, writerStore, prefix } = pipeline);
   live = new LiveSubscriptions(reader, {
     bufferSize: 50,
     slowConsumerMs: 60_000,
@@ -123,34 +107,12 @@ beforeAll(async () => {
     maxPerProcess: 1000,
     maxSnapshotKeys: 1000,
   });
-  writerStore = new RedisStore({ redis: writerRedis, prefix });
-  relay = startWriterRelay();
-  writer = new Writer(writerStore, {
-    limits: {
-      maxReadKeys: 1000,
-      maxWriteEntries: 1000,
-      maxKeyBytes: 1024,
-      maxValueBytes: 1 << 20,
-      maxTtlSeconds: 60,
-    },
-    tombstoneTtlMs: 60_000,
-    inlineValueMaxBytes: INLINE_MAX,
-  });
-  closers.push(
-    async () => live.close(),
-    () => relay.close(),
-    async () => writerStore.close(),
-    () => reader.close(),
-    () => readerBus.close(),
-    () => writerBus.close(),
-    async () => readerRedis.quit(),
-    async () => writerRedis.quit(),
-  );
 }, 90_000);
 
 afterAll(async () => {
   held?.release();
-  for (const close of closers) await close();
+  live?.close();
+  await pipeline?.close();
 });
 
 describe('every change, in version order per key', () => {
@@ -166,7 +128,7 @@ describe('every change, in version order per key', () => {
       [byKey, byPrefix].every((s) => s.values().some((e) => e.op === 'DELETE')),
     );
     // The same changes again, straight onto the topic: a replay.
-    await writerBus.publish(
+    await pipeline.writerBus.publish(
       versions.map((version, i) => ({ op: 'set', key: k, version, value: `v${i + 1}`, expiresAt: null })),
     );
     const marker = await writeAndApply(k, 'after-replay');
@@ -213,14 +175,14 @@ describe('snapshot then deltas, with no gap and no repeat', () => {
   it('a write the snapshot already read is not sent again when its announcement arrives', async () => {
     const k = `${prefix}race:${uniqueName('k')}`;
     await writeAndApply(k, 'v1');
-    await relay.close(); // committed from now on, announced only when the relay is back
+    await pipeline.stopRelay(); // committed from now on, announced only when the relay is back
     const [committed] = await writer.setValues([{ key: k, value: 'v2' }], null);
     const v2 = committed!.version;
     const sub = open([k, `${k}:absent`], { includeInitial: true });
     await until('the snapshot', () => sub.values().length === 2);
     let announced = false;
     const stop = reader.onApplied((changes) => (announced ||= changes.some((c) => c.version === v2)));
-    relay = startWriterRelay();
+    pipeline.startRelay();
     await until('v2’s announcement to be applied', () => announced);
     stop();
     const v3 = await writeAndApply(k, 'v3');
