@@ -16,8 +16,9 @@ export type BusMessage =
   { readonly kind: 'change'; readonly change: Change } | ({ readonly kind: 'sync' } & SyncMarker);
 
 /**
- * One change as a message value. The Redis write script builds the same JSON in Lua for its outbox entries;
- * the Store contract's outbox tests (test/contract/store.contract.ts) hold the two in step.
+ * One change as a message value. Outbox entries written before the outbox stored entries as packed strings
+ * (src/adapters/redis-store.ts, changeOfField) hold this same JSON, built in Lua, and are read back with
+ * decodeBusMessage.
  */
 export function encodeChange(change: Change): string {
   switch (change.op) {

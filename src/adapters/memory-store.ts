@@ -2,7 +2,14 @@
 // expiry rules as the Redis store, so one contract suite holds for both. Nothing survives the process.
 import { systemClock, type Clock } from '../domain/clock.js';
 import { sleepUnlessWoken, wakeAll } from '../wake.js';
-import { changeOf, nextVersion, packEntry, unpackEntry, type StoredEntry } from '../domain/entry.js';
+import {
+  changeOf,
+  nextVersion,
+  packEntry,
+  unpackEntry,
+  utf8Bytes,
+  type StoredEntry,
+} from '../domain/entry.js';
 import {
   FeedBackedUp,
   type ClaimOptions,
@@ -15,7 +22,6 @@ import {
   type WriteOptions,
 } from '../ports.js';
 import type { Change } from '../domain/entry.js';
-import { encodeChange } from './change-codec.js';
 
 export interface MemoryStoreOptions {
   readonly clock?: Clock;
@@ -156,8 +162,9 @@ class MemoryOutbox implements Outbox {
   constructor(private readonly clock: Clock) {}
 
   append(changes: readonly Change[]): void {
-    // Counted as the Redis outbox counts its fields: the changes as the bus encodes them.
-    const bytes = changes.reduce((sum, change) => sum + Buffer.byteLength(encodeChange(change)), 0);
+    // Counted as the Redis outbox counts its fields: each change's key and its entry as stored (the header
+    // alone for an invalidation), less the key prefix this store does not have.
+    const bytes = changes.reduce((sum, change) => sum + utf8Bytes(change.key) + storedBytes(change), 0);
     this.entries.set(String(this.nextId++), {
       changes,
       claimedAt: null,
@@ -220,5 +227,20 @@ class MemoryOutbox implements Outbox {
       entry.claimedAt = now;
     }
     return [...abandoned, ...fresh];
+  }
+}
+
+/** Bytes of the string the Redis write script puts in its outbox for `change` (see RedisOutbox). */
+function storedBytes(change: Change): number {
+  switch (change.op) {
+    case 'set':
+      return utf8Bytes(
+        packEntry({ version: change.version, value: change.value, expiresAt: change.expiresAt }),
+      );
+    case 'invalidate':
+      return utf8Bytes(packEntry({ version: change.version, value: '', expiresAt: change.expiresAt }));
+    case 'delete':
+      // The tombstone's expiry is not part of the change; its digits are left uncounted.
+      return utf8Bytes(packEntry({ version: change.version, value: null, expiresAt: null }));
   }
 }

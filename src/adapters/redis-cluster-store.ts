@@ -156,7 +156,9 @@ export class RedisClusterStore implements Store {
     this.minReplicasAck = options.minReplicasAck ?? 0;
     this.ownsClient = options.ownsClient ?? false;
     this.outbox = new ShardedOutbox(
-      this.shards.map((shard) => new RedisOutbox(this.cluster, shard.outbox, shard.outboxBytes)),
+      this.shards.map(
+        (shard) => new RedisOutbox(this.cluster, shard.outbox, shard.outboxBytes, shard.entryPrefix),
+      ),
     );
     defineScripts(this.cluster);
   }

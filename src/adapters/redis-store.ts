@@ -1,7 +1,7 @@
 // The Store port on Redis, the source of truth: one packed string per key under a prefix, versions assigned
 // by a Lua script in the same atomic step that stores the values, reads answered by a single MGET.
 import { Redis, type Cluster } from 'ioredis';
-import { unpackEntry, type StoredEntry } from '../domain/entry.js';
+import { unpackEntry, type Change, type StoredEntry } from '../domain/entry.js';
 import { log, metrics, reportError } from '../observability.js';
 import {
   FeedBackedUp,
@@ -21,18 +21,22 @@ import { decodeBusMessage } from './change-codec.js';
  * back when it fails half way: a bad argument or a foreign value found after a SET would leave half a batch.
  *
  * KEYS: the entries' keys in op order, then the outbox stream and the counter of its bytes. ARGV: ttlMs ('' for
- * none), tombstoneTtlMs, inlineValueMaxBytes, the byte length of the entries' key prefix, the outbox bounds
- * (most entries, most bytes; 0 for none), then per op its kind ('s' set, 'd' delete) and value ('' for
- * deletes). An outbox at its bound refuses the batch with `TCBACKLOG <entries> <bytes>` before any write. Returns, per op, the version and expiresAt ('' for none) as decimal strings:
- * Lua numbers are doubles, so integers are formatted with '%.0f' (tostring gives 1.7e+15) and kept below
- * 2^53, where doubles still count in ones. Appends one outbox entry whose field i is op i's change, and adds its
- * bytes to the counter (the acknowledgement script takes them off again).
+ * none), tombstoneTtlMs, inlineValueMaxBytes, the outbox bounds (most entries, most bytes; 0 for none), then
+ * per op its kind ('s' set, 'd' delete) and value ('' for deletes). An outbox at its bound refuses the batch
+ * with `TCBACKLOG <entries> <bytes>` before any write. Returns, per op, the version and expiresAt ('' for none)
+ * as decimal strings: Lua numbers are doubles, so integers are formatted with '%.0f' (tostring gives 1.7e+15)
+ * and kept below 2^53, where doubles still count in ones.
+ *
+ * Appends one outbox entry whose field i is op i's entry key and the string it stored (OUTBOX_FORMAT below),
+ * and adds the entry's bytes, names and values, to the counter (the acknowledgement script takes them off
+ * again). The script builds no JSON: encoding the announcement in Lua cost Redis about 6 µs per change
+ * (docs/benchmarks.md, "Fourth pass: writes"), on the one thread every reader and writer waits for.
  *
  * With Redis Cluster every key of one script must hash to one slot: src/adapters/redis-cluster-store.ts runs it
  * once per outbox shard, on keys that share the shard's hash tag.
  *
- * It mirrors TypeScript that the embedded store runs: nextVersion and packEntry (src/domain/entry.ts),
- * changeOf and encodeChange (src/adapters/change-codec.ts). What keeps the two in step: the Store contract
+ * It mirrors TypeScript that the embedded store runs: nextVersion, packEntry and changeOf (src/domain/entry.ts).
+ * What keeps the two in step: the Store contract
  * (test/contract/store.contract.ts: versions, outbox changes, inline limit in UTF-8 bytes), run against both
  * stores, and test/integration/redis-store.test.ts ("stores exactly the packed format", "carries a stored
  * version far above the clock forward by exactly one"). Change one side, change the other.
@@ -43,8 +47,8 @@ local EXACT = 9007199254740992
 local n = #KEYS - 2
 local outbox = KEYS[n + 1]
 local outboxBytes = KEYS[n + 2]
-if #ARGV ~= 6 + 2 * n then
-  return redis.error_reply('ERR tiercache write: expected ' .. (6 + 2 * n) .. ' arguments, got ' .. #ARGV)
+if #ARGV ~= 5 + 2 * n then
+  return redis.error_reply('ERR tiercache write: expected ' .. (5 + 2 * n) .. ' arguments, got ' .. #ARGV)
 end
 
 local function count(text)
@@ -61,18 +65,17 @@ local tombstoneTtl = count(ARGV[2])
 if tombstoneTtl == nil then return redis.error_reply('ERR tiercache write: invalid tombstoneTtlMs ' .. ARGV[2]) end
 local inlineMax = tonumber(ARGV[3])
 if inlineMax == nil or inlineMax < 0 then return redis.error_reply('ERR tiercache write: invalid inlineValueMaxBytes ' .. ARGV[3]) end
-local prefixLength = tonumber(ARGV[4])
-local maxEntries = tonumber(ARGV[5])
-local maxBytes = tonumber(ARGV[6])
+local maxEntries = tonumber(ARGV[4])
+local maxBytes = tonumber(ARGV[5])
 if maxEntries == nil or maxEntries < 0 or maxBytes == nil or maxBytes < 0 then
-  return redis.error_reply('ERR tiercache write: invalid outbox bounds ' .. ARGV[5] .. ' ' .. ARGV[6])
+  return redis.error_reply('ERR tiercache write: invalid outbox bounds ' .. ARGV[4] .. ' ' .. ARGV[5])
 end
 
 -- prev[key]: the version the key holds (false when it holds nothing), later the one this batch assigned.
 local prev = {}
 for i = 1, n do
   local key = KEYS[i]
-  local kind = ARGV[2 * i + 5]
+  local kind = ARGV[2 * i + 4]
   if kind ~= 's' and kind ~= 'd' then
     return redis.error_reply('ERR tiercache write: invalid op kind for key ' .. key)
   end
@@ -123,33 +126,31 @@ for i = 1, n do
   prev[key] = version
   local v = string.format('%.0f', version)
   local expiresAt = ''
-  local value = ARGV[2 * i + 6]
-  if ARGV[2 * i + 5] == 's' then
+  local value = ARGV[2 * i + 5]
+  local packed
+  if ARGV[2 * i + 4] == 's' then
     if ttl == nil then
-      redis.call('SET', key, 's' .. v .. '::' .. value)
+      packed = 's' .. v .. '::' .. value
+      redis.call('SET', key, packed)
     else
       expiresAt = string.format('%.0f', nowMs + ttl)
-      redis.call('SET', key, 's' .. v .. ':' .. expiresAt .. ':' .. value, 'PX', string.format('%.0f', ttl))
+      packed = 's' .. v .. ':' .. expiresAt .. ':' .. value
+      redis.call('SET', key, packed, 'PX', string.format('%.0f', ttl))
     end
   else
     expiresAt = string.format('%.0f', nowMs + tombstoneTtl)
-    redis.call('SET', key, 'd' .. v .. ':' .. expiresAt .. ':', 'PX', string.format('%.0f', tombstoneTtl))
+    packed = 'd' .. v .. ':' .. expiresAt .. ':'
+    redis.call('SET', key, packed, 'PX', string.format('%.0f', tombstoneTtl))
   end
   out[2 * i - 1] = v
   out[2 * i] = expiresAt
-  -- The announcement, in the bus's own JSON (src/adapters/change-codec.ts), field i of one stream entry.
-  local name = string.sub(key, prefixLength + 1)
-  local head = '{"key":' .. cjson.encode(name) .. ',"version":"' .. v .. '"'
-  local expiry = expiresAt == '' and 'null' or expiresAt
-  if ARGV[2 * i + 5] == 'd' then
-    record[2 * i] = head .. ',"op":"delete"}'
-  elseif string.len(value) > inlineMax then
-    record[2 * i] = head .. ',"op":"invalidate","expiresAt":' .. expiry .. '}'
-  else
-    record[2 * i] = head .. ',"op":"set","value":' .. cjson.encode(value) .. ',"expiresAt":' .. expiry .. '}'
-  end
-  record[2 * i - 1] = tostring(i)
-  recordBytes = recordBytes + string.len(record[2 * i])
+  -- The announcement, field i of one stream entry: the entry's key and what it now stores, the same string,
+  -- so no bytes are built for it (the relay encodes the bus message). A value too large to travel inline
+  -- is announced as an invalidation: the header alone, marked 'i'.
+  if string.len(value) > inlineMax then packed = 'i' .. v .. ':' .. expiresAt .. ':' end
+  record[2 * i - 1] = key
+  record[2 * i] = packed
+  recordBytes = recordBytes + string.len(key) + string.len(packed)
 end
 redis.call('XADD', outbox, '*', unpack(record))
 redis.call('INCRBY', outboxBytes, recordBytes)
@@ -167,7 +168,7 @@ for i = 1, #ARGV do
   local found = redis.call('XRANGE', KEYS[1], ARGV[i], ARGV[i])
   if #found > 0 then
     local fields = found[1][2]
-    for j = 2, #fields, 2 do freed = freed + string.len(fields[j]) end
+    for j = 1, #fields do freed = freed + string.len(fields[j]) end
   end
 end
 -- 'relays' is RELAY_GROUP below.
@@ -281,7 +282,6 @@ export function writeCall(
     options.ttlMs === null ? '' : String(options.ttlMs),
     String(options.tombstoneTtlMs),
     String(options.inlineValueMaxBytes),
-    String(Buffer.byteLength(shard.entryPrefix)),
     String(options.outboxLimit?.maxEntries ?? 0),
     String(options.outboxLimit?.maxBytes ?? 0),
   ];
@@ -348,8 +348,12 @@ export class RedisStore implements Store {
       outboxBytes: `${options.prefix}outbox:bytes`,
     };
     this.ownsClient = options.ownsClient ?? false;
-    this.outbox = new RedisOutbox(this.redis, this.shard.outbox, this.shard.outboxBytes, () =>
-      connectBlocking(this.redis),
+    this.outbox = new RedisOutbox(
+      this.redis,
+      this.shard.outbox,
+      this.shard.outboxBytes,
+      this.shard.entryPrefix,
+      () => connectBlocking(this.redis),
     );
     defineScripts(this.redis);
   }
@@ -406,6 +410,8 @@ export class RedisOutbox implements Outbox {
     private readonly redis: RedisClient,
     private readonly key: string,
     private readonly bytesKey: string,
+    /** Prepended to the keys of this outbox's entries (ShardKeys.entryPrefix): the stream names them so. */
+    private readonly entryPrefix: string,
     /** A connection for blocking reads; without one, every claim answers at once (blockMs is ignored). */
     private readonly connectBlocking: (() => Redis) | null = null,
   ) {}
@@ -434,6 +440,7 @@ export class RedisOutbox implements Outbox {
               max,
             )) as unknown[]
           )[1],
+          this.entryPrefix,
         );
     const room = max - abandoned.length;
     if (room <= 0) return abandoned;
@@ -452,7 +459,7 @@ export class RedisOutbox implements Outbox {
       this.key,
       '>',
     )) as [string, unknown][] | null;
-    return [...abandoned, ...parseEntries(reply?.[0]?.[1])];
+    return [...abandoned, ...parseEntries(reply?.[0]?.[1], this.entryPrefix)];
   }
 
   async ack(ids: readonly string[]): Promise<void> {
@@ -534,11 +541,33 @@ function connectBlocking(redis: Redis): Redis {
 }
 
 /**
+ * What the write script puts in the outbox, per change: the field is the entry's Redis key, the value the
+ * string the script stored under it (packEntry's format), or for a value too large to travel inline the same
+ * header marked 'i' and no value. Entries written before this format (up to db250f1) have fields "1", "2", …
+ * holding the bus message's JSON; they are still read, so an upgrade leaves nothing unannounced. No entry key
+ * is a bare number: every one starts with entryPrefix, which ends in "e:".
+ */
+function changeOfField(name: string, stored: string, entryPrefix: string): Change {
+  if (!name.startsWith(entryPrefix)) {
+    const message = decodeBusMessage(stored);
+    if (message.kind !== 'change') throw new Error('a sync marker in the outbox');
+    return message.change;
+  }
+  const key = name.slice(entryPrefix.length);
+  if (stored.startsWith('i')) {
+    const { version, expiresAt } = unpackEntry(`s${stored.slice(1)}`);
+    return { op: 'invalidate', key, version, expiresAt };
+  }
+  const { version, value, expiresAt } = unpackEntry(stored);
+  return value === null ? { op: 'delete', key, version } : { op: 'set', key, version, value, expiresAt };
+}
+
+/**
  * Stream entries `[id, [field, value, …]]` → outbox entries. An undecodable one is left out: never announced,
  * never acknowledged, so it stays in the stream (and in the backlog that readers' feed proofs count) for a
  * person to look at; it is logged and counted every time a relay claims it again.
  */
-function parseEntries(raw: unknown): OutboxEntry[] {
+function parseEntries(raw: unknown, entryPrefix: string): OutboxEntry[] {
   if (!Array.isArray(raw)) return [];
   const entries: OutboxEntry[] = [];
   for (const item of raw) {
@@ -547,14 +576,11 @@ function parseEntries(raw: unknown): OutboxEntry[] {
     // Checked to be an array starting with a string just above.
     const [id, fields] = item as [string, unknown];
     try {
-      if (!Array.isArray(fields)) throw new Error('no fields');
-      const changes = fields
-        .filter((_, i) => i % 2 === 1)
-        .map((value: unknown) => {
-          const message = decodeBusMessage(String(value));
-          if (message.kind !== 'change') throw new Error('a sync marker in the outbox');
-          return message.change;
-        });
+      if (!Array.isArray(fields) || fields.length % 2 !== 0) throw new Error('no fields');
+      const changes: Change[] = [];
+      for (let i = 0; i < fields.length; i += 2) {
+        changes.push(changeOfField(String(fields[i]), String(fields[i + 1]), entryPrefix));
+      }
       entries.push({ id, changes });
     } catch (error) {
       malformed.inc();

@@ -143,6 +143,41 @@ describe('RedisStore on Redis', () => {
     expect(await redis.get(prefix + 'e:a')).toBe('s4503599627370498::new');
   });
 
+  it('records in its outbox each entry key and the very string it stored, the header alone for an invalidation', async () => {
+    const committed = await store.write([set('kept', ':'), set('big', 'xx'), { op: 'delete', key: 'gone' }], {
+      ...KEEP,
+      inlineValueMaxBytes: 1,
+    });
+    const keys = ['kept', 'big', 'gone'].map((key) => `${prefix}e:${key}`);
+    const stored = await redis.mget(keys);
+    const [[, fields]] = (await redis.xrange(`${prefix}outbox`, '-', '+')) as [[string, string[]]];
+    const big = committed[1]!;
+    expect(fields).toEqual([keys[0], stored[0], keys[1], `i${big.version}::`, keys[2], stored[2]]);
+    // The counter holds the entry's bytes, names and values, as UTF-8.
+    const bytes = fields.reduce((sum, field) => sum + Buffer.byteLength(field), 0);
+    expect((await store.outbox.backlog()).bytes).toBe(bytes);
+  });
+
+  it('still announces outbox entries in the JSON of earlier versions, so an upgrade leaves none behind', async () => {
+    // What the write script up to db250f1 appended: field i is the bus message of op i.
+    const legacy = [
+      '{"key":"a","version":"12","op":"set","value":"x\\/y","expiresAt":null}',
+      '{"key":"b","version":"13","op":"invalidate","expiresAt":1700000000000}',
+      '{"key":"c","version":"14","op":"delete"}',
+    ];
+    await redis.xadd(`${prefix}outbox`, '*', '1', legacy[0]!, '2', legacy[1]!, '3', legacy[2]!);
+    await redis.set(`${prefix}outbox:bytes`, legacy.join('').length);
+    const [entry, ...more] = await store.outbox.claim('r1', { max: 10, blockMs: 0, reclaimAfterMs: 60_000 });
+    expect(more).toEqual([]);
+    expect(entry?.changes).toEqual([
+      { op: 'set', key: 'a', version: 12n, value: 'x/y', expiresAt: null },
+      { op: 'invalidate', key: 'b', version: 13n, expiresAt: 1700000000000 },
+      { op: 'delete', key: 'c', version: 14n },
+    ]);
+    await store.outbox.ack([entry!.id]);
+    expect(await store.outbox.backlog()).toEqual({ entries: 0, bytes: 0, oldestAgeMs: null });
+  });
+
   it('keeps an outbox entry it cannot decode, unannounced and unacknowledged, and says so', async () => {
     const before = await store.write([set('a', 'one')], KEEP);
     const junk = await redis.xadd(`${prefix}outbox`, '*', '1', 'not a change');
