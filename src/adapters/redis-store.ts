@@ -159,21 +159,29 @@ return out
 
 /**
  * The acknowledgement: entries announced are removed, and their bytes taken off the counter the write script
- * added them to. KEYS: the outbox stream, its byte counter. ARGV: the entry ids. An id already gone (acked
- * by another relay after a takeover) frees nothing; an empty outbox resets the counter, so it cannot drift.
+ * added them to. KEYS: the outbox stream, its byte counter. ARGV: per entry its id and its bytes as the relay
+ * counted them when it claimed the entry ('' when this process did not: the script then reads the entry to
+ * count them, which copies the whole entry). An id already gone (acked by another relay after a takeover)
+ * frees nothing; an empty outbox resets the counter, so it cannot drift.
  */
 const ACK_SCRIPT = `
-local freed = 0
-for i = 1, #ARGV do
-  local found = redis.call('XRANGE', KEYS[1], ARGV[i], ARGV[i])
-  if #found > 0 then
-    local fields = found[1][2]
-    for j = 1, #fields do freed = freed + string.len(fields[j]) end
-  end
-end
+local ids = {}
+for i = 1, #ARGV, 2 do ids[#ids + 1] = ARGV[i] end
 -- 'relays' is RELAY_GROUP below.
-redis.call('XACK', KEYS[1], 'relays', unpack(ARGV))
-redis.call('XDEL', KEYS[1], unpack(ARGV))
+redis.call('XACK', KEYS[1], 'relays', unpack(ids))
+local freed = 0
+for i = 1, #ARGV, 2 do
+  local bytes = tonumber(ARGV[i + 1])
+  if bytes == nil then
+    bytes = 0
+    local found = redis.call('XRANGE', KEYS[1], ARGV[i], ARGV[i])
+    if #found > 0 then
+      local fields = found[1][2]
+      for j = 1, #fields do bytes = bytes + string.len(fields[j]) end
+    end
+  end
+  if redis.call('XDEL', KEYS[1], ARGV[i]) == 1 then freed = freed + bytes end
+end
 if redis.call('XLEN', KEYS[1]) == 0 then
   redis.call('DEL', KEYS[2])
 elseif freed > 0 and redis.call('DECRBY', KEYS[2], freed) < 0 then
@@ -405,6 +413,11 @@ export class RedisOutbox implements Outbox {
   private groupReady: Promise<void> | null = null;
   /** Per relay: each looks for abandoned entries at its own pace, whoever else claims on this client. */
   private readonly lastReclaimAt = new Map<string, number>();
+  /**
+   * Bytes of each entry claimed here and not yet acknowledged, counted from the claim's reply, so that the
+   * acknowledgement need not read the entry again. At most what the relays of this process hold claimed.
+   */
+  private readonly claimedBytes = new Map<string, number>();
 
   constructor(
     private readonly redis: RedisClient,
@@ -441,6 +454,7 @@ export class RedisOutbox implements Outbox {
             )) as unknown[]
           )[1],
           this.entryPrefix,
+          this.claimedBytes,
         );
     const room = max - abandoned.length;
     if (room <= 0) return abandoned;
@@ -459,12 +473,14 @@ export class RedisOutbox implements Outbox {
       this.key,
       '>',
     )) as [string, unknown][] | null;
-    return [...abandoned, ...parseEntries(reply?.[0]?.[1], this.entryPrefix)];
+    return [...abandoned, ...parseEntries(reply?.[0]?.[1], this.entryPrefix, this.claimedBytes)];
   }
 
   async ack(ids: readonly string[]): Promise<void> {
     if (ids.length === 0) return;
-    await callScript(this.redis, ACK_COMMAND, [this.key, this.bytesKey], [...ids]);
+    const args = ids.flatMap((id) => [id, String(this.claimedBytes.get(id) ?? '')]);
+    await callScript(this.redis, ACK_COMMAND, [this.key, this.bytesKey], args);
+    for (const id of ids) this.claimedBytes.delete(id);
   }
 
   async size(): Promise<number> {
@@ -563,11 +579,12 @@ function changeOfField(name: string, stored: string, entryPrefix: string): Chang
 }
 
 /**
- * Stream entries `[id, [field, value, …]]` → outbox entries. An undecodable one is left out: never announced,
- * never acknowledged, so it stays in the stream (and in the backlog that readers' feed proofs count) for a
- * person to look at; it is logged and counted every time a relay claims it again.
+ * Stream entries `[id, [field, value, …]]` → outbox entries, each one's bytes (fields' names and values, as
+ * the write script counts them) recorded in `bytes`. An undecodable one is left out: never announced, never
+ * acknowledged, so it stays in the stream (and in the backlog that readers' feed proofs count) for a person
+ * to look at; it is logged and counted every time a relay claims it again.
  */
-function parseEntries(raw: unknown, entryPrefix: string): OutboxEntry[] {
+function parseEntries(raw: unknown, entryPrefix: string, bytes: Map<string, number>): OutboxEntry[] {
   if (!Array.isArray(raw)) return [];
   const entries: OutboxEntry[] = [];
   for (const item of raw) {
@@ -578,9 +595,14 @@ function parseEntries(raw: unknown, entryPrefix: string): OutboxEntry[] {
     try {
       if (!Array.isArray(fields) || fields.length % 2 !== 0) throw new Error('no fields');
       const changes: Change[] = [];
+      let size = 0;
       for (let i = 0; i < fields.length; i += 2) {
-        changes.push(changeOfField(String(fields[i]), String(fields[i + 1]), entryPrefix));
+        const name = String(fields[i]);
+        const stored = String(fields[i + 1]);
+        changes.push(changeOfField(name, stored, entryPrefix));
+        size += Buffer.byteLength(name) + Buffer.byteLength(stored);
       }
+      bytes.set(id, size);
       entries.push({ id, changes });
     } catch (error) {
       malformed.inc();

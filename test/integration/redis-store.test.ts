@@ -158,6 +158,27 @@ describe('RedisStore on Redis', () => {
     expect((await store.outbox.backlog()).bytes).toBe(bytes);
   });
 
+  it('frees exactly the bytes of the entries it removes, whoever claimed them, and never twice', async () => {
+    const other = new RedisStore({ redis, prefix });
+    for (const value of ['é', 'éé', 'ééé']) await store.write([set('k', value)], KEEP);
+    const entryBytes = (await redis.xrange(`${prefix}outbox`, '-', '+')).map(([, fields]) =>
+      fields.reduce((sum, field) => sum + Buffer.byteLength(field), 0),
+    );
+    const bytesNow = async (): Promise<number> => (await store.outbox.backlog()).bytes;
+    expect(await bytesNow()).toBe(entryBytes[0]! + entryBytes[1]! + entryBytes[2]!);
+    const claimed = await store.outbox.claim('r1', { max: 10, blockMs: 0, reclaimAfterMs: 60_000 });
+    // Counted from the claim.
+    await store.outbox.ack([claimed[0]!.id]);
+    expect(await bytesNow()).toBe(entryBytes[1]! + entryBytes[2]!);
+    // A store that never claimed it (a relay that took it over, or a restarted process) counts it in Redis.
+    await other.outbox.ack([claimed[1]!.id]);
+    expect(await bytesNow()).toBe(entryBytes[2]!);
+    // Acknowledged a second time by the relay that claimed it first: already gone, frees nothing.
+    await store.outbox.ack([claimed[1]!.id]);
+    expect(await bytesNow()).toBe(entryBytes[2]!);
+    await other.close();
+  });
+
   it('still announces outbox entries in the JSON of earlier versions, so an upgrade leaves none behind', async () => {
     // What the write script up to db250f1 appended: field i is the bus message of op i.
     const legacy = [
