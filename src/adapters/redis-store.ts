@@ -29,7 +29,7 @@ import { decodeBusMessage } from './change-codec.js';
  *
  * Appends one outbox entry whose field i is op i's entry key and the string it stored (OUTBOX_FORMAT below),
  * and adds the entry's bytes, names and values, to the counter (the acknowledgement script takes them off
- * again). The script builds no JSON: encoding the announcement in Lua cost Redis about 6 µs per change
+ * again). The script builds no JSON: encoding the announcement in Lua cost Redis about 3 µs per change
  * (docs/benchmarks.md, "Fourth pass: writes"), on the one thread every reader and writer waits for.
  *
  * With Redis Cluster every key of one script must hash to one slot: src/adapters/redis-cluster-store.ts runs it
