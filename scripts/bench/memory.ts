@@ -1,10 +1,21 @@
 // Memory per entry of the memory tier, filled the way the feed fills it: each change encoded as the bus
 // carries it, decoded by the reader's codec (so every key and value is a string of its own, as from Kafka),
 // and applied. RSS and V8 heap are read after a forced GC before the tier exists and once it is full; the
-// difference per entry, minus the key and value bytes, is the tier's own overhead. Run in a process of its
-// own (fresh heap, --expose-gc):
+// difference per entry held, minus the key and value bytes, is the tier's own overhead. Run in a process of
+// its own (fresh heap, --expose-gc):
 //
 //   node --expose-gc --import tsx scripts/bench/memory.ts <entries> <keyBytes> <valueBytes>
+//
+// With `lookup`, it times instead what a hot read asks of the tier: 10 held keys looked up, each key a fresh
+// string parsed from a request body as the reader gets it, for each tier module given, alternating between
+// them in one process so that they share its conditions. Give modules compiled by tsc, as the reader runs
+// them (tsx wraps every inner arrow function of a .ts file in a naming helper called on each call, which
+// would be timed too), e.g. this tree's and an earlier commit's memory-tier.ts built side by side:
+//
+//   npx tsc -p tsconfig.json --outDir .services/ab
+//   node --import tsx scripts/bench/memory.ts lookup .services/ab/domain/memory-tier.js <other.js>...
+import { performance } from 'node:perf_hooks';
+import { pathToFileURL } from 'node:url';
 import { decodeBusMessage, encodeChange } from '../../src/adapters/change-codec.js';
 import { MemoryTier } from '../../src/domain/memory-tier.js';
 
@@ -18,7 +29,13 @@ export interface MemoryResult {
   heapOverheadPerEntry: number;
   /** What the tier itself counts (its maxBytes accounting) per entry. */
   countedBytesPerEntry: number;
+  /** Entries let go of because another key had the same hash; the figures above are per entry held. */
+  collisions: number;
 }
+
+/** A memory tier of this or an earlier version: what filling and looking up need of it. */
+type Tier = Pick<MemoryTier, 'apply' | 'lookup'>;
+type TierClass<T extends Tier> = new (options: ConstructorParameters<typeof MemoryTier>[0]) => T;
 
 function collect(): NodeJS.MemoryUsage {
   const gc = (globalThis as { gc?: () => void }).gc;
@@ -29,9 +46,16 @@ function collect(): NodeJS.MemoryUsage {
   return process.memoryUsage();
 }
 
-function main(entries: number, keyBytes: number, valueBytes: number): MemoryResult {
-  const before = collect();
-  const tier = new MemoryTier({
+const keyAt = (i: number, keyBytes: number): string => `k${String(i).padStart(keyBytes - 1, '0')}`;
+
+/** A tier sized for `entries`, filled with them as the feed fills it. */
+function filled<T extends Tier>(
+  Tier: TierClass<T>,
+  entries: number,
+  keyBytes: number,
+  valueBytes: number,
+): T {
+  const tier = new Tier({
     maxEntries: entries,
     maxBytes: Number.MAX_SAFE_INTEGER,
     ttlMs: 3_600_000,
@@ -40,7 +64,7 @@ function main(entries: number, keyBytes: number, valueBytes: number): MemoryResu
   // Versions like the store's: commit time in µs.
   const base = BigInt(Date.now()) * 1000n;
   for (let i = 0; i < entries; i++) {
-    const key = `k${String(i).padStart(keyBytes - 1, '0')}`;
+    const key = keyAt(i, keyBytes);
     const tag = `${i}:`;
     const value = tag + 'x'.repeat(valueBytes - tag.length);
     const message = decodeBusMessage(
@@ -49,23 +73,73 @@ function main(entries: number, keyBytes: number, valueBytes: number): MemoryResu
     if (message.kind !== 'change') throw new Error('the codec decoded a change as something else');
     tier.apply(message.change);
   }
+  return tier;
+}
+
+function perEntry(entries: number, keyBytes: number, valueBytes: number): MemoryResult {
+  const before = collect();
+  const tier = filled(MemoryTier, entries, keyBytes, valueBytes);
   const after = collect();
-  if (tier.size !== entries) throw new Error(`the tier holds ${tier.size} of ${entries} entries`);
-  const heap = (after.heapUsed + after.external - before.heapUsed - before.external) / entries;
+  const held = tier.size;
+  if (held + tier.collisions !== entries) {
+    throw new Error(`the tier holds ${held} of ${entries} entries, ${tier.collisions} lost to collisions`);
+  }
+  const heap = (after.heapUsed + after.external - before.heapUsed - before.external) / held;
   return {
     entries,
     keyBytes,
     valueBytes,
-    rssBytesPerEntry: Math.round((after.rss - before.rss) / entries),
+    rssBytesPerEntry: Math.round((after.rss - before.rss) / held),
     heapBytesPerEntry: Math.round(heap),
     heapOverheadPerEntry: Math.round(heap - keyBytes - valueBytes),
-    countedBytesPerEntry: Math.round(tier.bytes / entries),
+    countedBytesPerEntry: Math.round(tier.bytes / held),
+    collisions: tier.collisions,
   };
 }
 
-const [entries, keyBytes, valueBytes] = process.argv.slice(2).map(Number);
-if (!entries || !keyBytes || !valueBytes || keyBytes < String(entries - 1).length + 1) {
-  process.stderr.write('usage: memory.ts <entries> <keyBytes> <valueBytes> (keyBytes > digits of entries)\n');
-  process.exit(2);
+/** ns per hot request's 10 lookups, per module: the median of 15 alternating rounds, minus the parse alone. */
+async function lookups(modules: string[]): Promise<Record<string, number>> {
+  const entries = 100_000;
+  const tiers = await Promise.all(
+    modules.map(async (path) => {
+      const module = (await import(pathToFileURL(path).href)) as { MemoryTier: TierClass<Tier> };
+      return filled(module.MemoryTier, entries, 7, 100);
+    }),
+  );
+  // 100 different hot sets of 10 keys, as request bodies; each round parses them anew, as a reader does.
+  const bodies = Array.from({ length: 100 }, (_, r) =>
+    JSON.stringify(Array.from({ length: 10 }, (_, k) => keyAt((r * 997 + k * 7919) % entries, 7))),
+  );
+  const requests = 50_000;
+  const time = (lookUp: (key: string) => unknown): number => {
+    const start = performance.now();
+    for (let i = 0; i < requests; i++) {
+      const keys = JSON.parse(bodies[i % bodies.length] as string) as string[];
+      for (const key of keys) if (lookUp(key) === undefined) throw new Error(`a miss for ${key}`);
+    }
+    return ((performance.now() - start) * 1e6) / requests;
+  };
+  const rounds: number[][] = modules.map(() => []);
+  const parse: number[] = [];
+  for (let round = 0; round < 15; round++) {
+    parse.push(time((key) => key));
+    tiers.forEach((tier, i) => rounds[i]?.push(time((key) => tier.lookup(key))));
+  }
+  const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[xs.length >> 1] ?? NaN;
+  const parsing = median(parse);
+  return Object.fromEntries(modules.map((path, i) => [path, Math.round(median(rounds[i] ?? []) - parsing)]));
 }
-process.stdout.write(`${JSON.stringify(main(entries, keyBytes, valueBytes))}\n`);
+
+const args = process.argv.slice(2);
+if (args[0] === 'lookup' && args.length > 1) {
+  process.stdout.write(`${JSON.stringify(await lookups(args.slice(1)))}\n`);
+} else {
+  const [entries, keyBytes, valueBytes] = args.map(Number);
+  if (!entries || !keyBytes || !valueBytes || keyBytes < String(entries - 1).length + 1) {
+    process.stderr.write(
+      'usage: memory.ts <entries> <keyBytes> <valueBytes> (keyBytes > digits of entries) | lookup <module>...\n',
+    );
+    process.exit(2);
+  }
+  process.stdout.write(`${JSON.stringify(perEntry(entries, keyBytes, valueBytes))}\n`);
+}

@@ -26,6 +26,8 @@ export interface MemoryTierOptions {
   /** How long an absent key (or a deleted one) is remembered, so a storm of reads for it does not reach the store. */
   negativeTtlMs: number;
   clock?: Clock;
+  /** Seed of the key hash (see hashKey); random unless given, so tests can choose colliding keys. */
+  hashSeed?: number;
 }
 
 /** An answer for one key: what the value is, which change it reflects, and where it came from. */
@@ -38,18 +40,27 @@ export interface Lookup {
 
 // What the tier holds for a key, packed into one flat string, so that an entry costs the cache's bookkeeping
 // and one string header beyond the key and value themselves (an object, a BigInt and a second string would
-// triple that). The string is a 12-character header, then the value:
+// triple that). The cache is keyed by a 31-bit hash of the key, a small integer V8 keeps inside the key map
+// and lists themselves (a key string of its own would cost its 16-byte header and rounding), and the key
+// travels inside the packed string. The string is a 12-character header, the key's length, the key, then
+// the value:
 //   char 0       bit 7: long form; bits 6-5: the tag; bits 4-0: version bits 52-48
 //   chars 1-6    version bits 47-0, 8 bits per character, most significant first
 //   chars 7-11   expiry: ms after the tier's epoch, 40 bits, most significant first
-// Every header character is below 256, so a value of Latin-1 text keeps the whole entry one byte per
+//   char 12      the key's length in UTF-16 units below 128; else 0x80 | bits 22-16, then two characters
+//                of bits 15-0 (a key of 2^23 units or more is never held)
+// Every header character is below 256, so a key and value of Latin-1 text keep the whole entry one byte per
 // character. A version of 2^53 or more, or none (the store knows no version), takes the long form: its
-// decimal digits (none for no version) and a colon follow the header, before the value.
+// decimal digits (none for no version) and a colon follow the key, before the value.
 // The tag says what the entry is: a value; no value (a delete, or a key the store does not have); or only a
 // version floor — an invalidation announced a newer version whose value did not travel, so reads miss until
 // a fill brings it. The expiry is checked by the tier itself, so lru-cache keeps no TTL arrays of its own, and
 // the tier counts bytes itself, so lru-cache keeps no size array either: each would cost every entry 8 to
 // 16 bytes more.
+// Two keys of the same hash share one place: the one written last takes it, and the other is let go of as if
+// evicted (its version joins the horizon). A lookup checks the key in the packed string, so a key is never
+// answered with another's entry; a collision costs a miss. The hash is seeded per tier, so which keys collide
+// differs from process to process and cannot be prepared offline.
 const VALUE = 1;
 const NO_VALUE = 2;
 const FLOOR = 3;
@@ -59,6 +70,8 @@ const HEADER = 12;
 const LONG = 0x80;
 const MAX_SHORT_VERSION = 2n ** 53n - 1n;
 const MAX_EXPIRY = 2 ** 40 - 1;
+const SHORT_KEY_LENGTH = 0x80;
+const MAX_KEY_LENGTH = 2 ** 23 - 1;
 const B8 = 2 ** 8;
 const B16 = 2 ** 16;
 const B24 = 2 ** 24;
@@ -66,7 +79,20 @@ const B32 = 2 ** 32;
 const B40 = 2 ** 40;
 const B48 = 2 ** 48;
 
-function pack(tag: Tag, version: Version | null, expiry: number, value: string | null): string {
+/** FNV-1a over the key's UTF-16 units from a seeded start, then shifted to 31 bits: a V8 small integer. */
+export function hashKey(key: string, seed: number): number {
+  let h = (0x811c9dc5 ^ seed) | 0;
+  for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key.charCodeAt(i), 0x01000193);
+  return h >> 1;
+}
+
+function keyLengthChars(length: number): string {
+  return length < SHORT_KEY_LENGTH
+    ? String.fromCharCode(length)
+    : String.fromCharCode(SHORT_KEY_LENGTH | (length >>> 16), (length >>> 8) & 0xff, length & 0xff);
+}
+
+function pack(key: string, tag: Tag, version: Version | null, expiry: number, value: string | null): string {
   const short = version !== null && version >= 0n && version <= MAX_SHORT_VERSION;
   const v = short ? Number(version) : 0;
   const high = Math.floor(v / B24); // bits 52-24
@@ -91,16 +117,53 @@ function pack(tag: Tag, version: Version | null, expiry: number, value: string |
   // join() writes one flat string; `+` would build a tree of the parts (V8's cons strings), keeping the
   // parts alive and adding a node per concatenation.
   return short
-    ? [header, value ?? ''].join('')
-    : [header, version === null ? '' : version.toString(), ':', value ?? ''].join('');
+    ? [header, keyLengthChars(key.length), key, value ?? ''].join('')
+    : [
+        header,
+        keyLengthChars(key.length),
+        key,
+        version === null ? '' : version.toString(),
+        ':',
+        value ?? '',
+      ].join('');
+}
+
+/** Where the key starts in a packed entry. */
+const keyStart = (packed: string): number =>
+  packed.charCodeAt(HEADER) < SHORT_KEY_LENGTH ? HEADER + 1 : HEADER + 3;
+
+function keyLength(packed: string): number {
+  const c = packed.charCodeAt(HEADER);
+  return c < SHORT_KEY_LENGTH
+    ? c
+    : (c & 0x7f) * B16 + packed.charCodeAt(HEADER + 1) * B8 + packed.charCodeAt(HEADER + 2);
+}
+
+/** Where what follows the key starts: the value, or in the long form the version's digits. */
+const bodyStart = (packed: string): number => keyStart(packed) + keyLength(packed);
+
+function keyOf(packed: string): string {
+  const start = keyStart(packed);
+  return packed.slice(start, start + keyLength(packed));
+}
+
+/** Whether `packed` is the entry of `key`, not of another key with the same hash. */
+function isEntryOf(packed: string, key: string): boolean {
+  if (keyLength(packed) !== key.length) return false;
+  // A loop V8 compiles inline: startsWith() with a position is a call into the runtime on every lookup.
+  const start = keyStart(packed);
+  for (let i = 0; i < key.length; i++) if (packed.charCodeAt(start + i) !== key.charCodeAt(i)) return false;
+  return true;
 }
 
 const tagOf = (packed: string): Tag => ((packed.charCodeAt(0) >> 5) & 3) as Tag;
 
-function versionOf(packed: string): Version | null {
+// `body` (where the key ends) can be given by a caller that knows it, so a lookup does not work it out again.
+function versionOf(packed: string, body?: number): Version | null {
   const first = packed.charCodeAt(0);
   if (first & LONG) {
-    const digits = packed.slice(HEADER, packed.indexOf(':', HEADER));
+    body ??= bodyStart(packed);
+    const digits = packed.slice(body, packed.indexOf(':', body));
     return digits === '' ? null : BigInt(digits);
   }
   const c = (i: number): number => packed.charCodeAt(i);
@@ -113,13 +176,13 @@ function expiryOf(packed: string): number {
   return c(7) * B32 + c(8) * B24 + c(9) * B16 + c(10) * B8 + c(11);
 }
 
-function valueOf(packed: string): string | null {
+function valueOf(packed: string, body = bodyStart(packed)): string | null {
   if (tagOf(packed) !== VALUE) return null;
-  return packed.charCodeAt(0) & LONG ? packed.slice(packed.indexOf(':', HEADER) + 1) : packed.slice(HEADER);
+  return packed.charCodeAt(0) & LONG ? packed.slice(packed.indexOf(':', body) + 1) : packed.slice(body);
 }
 
-function unpack(packed: string, origin: Lookup['origin']): Lookup {
-  return { value: valueOf(packed), version: versionOf(packed), origin };
+function unpack(packed: string, origin: Lookup['origin'], body = bodyStart(packed)): Lookup {
+  return { value: valueOf(packed, body), version: versionOf(packed, body), origin };
 }
 
 // A rough per-entry cost of the cache's own bookkeeping, so that many tiny entries still count.
@@ -131,12 +194,14 @@ function sizeOf(key: string, value: string | null): number {
 }
 
 export class MemoryTier {
-  private readonly cache: LRUCache<string, string>;
+  private readonly cache: LRUCache<number, string>;
   private readonly clock: Clock;
+  private readonly seed: number;
   /** Expiries are kept as ms after this moment (the tier's start), in 40 bits: 34 years. */
   private readonly epoch: number;
   /** What MEMORY_MAX_BYTES counts of the entries held. */
   private counted = 0;
+  private collided = 0;
   /** Keys with a fetch in flight → how many fetches, and the newest version announced meanwhile. */
   private readonly watched = new Map<string, { fetches: number; floor: Version | undefined }>();
   /** The newest version of any entry the tier has let go of (evicted, expired, deleted or cleared). */
@@ -144,16 +209,16 @@ export class MemoryTier {
 
   constructor(private readonly options: MemoryTierOptions) {
     this.clock = options.clock ?? systemClock;
+    this.seed = options.hashSeed ?? Math.floor(Math.random() * B32);
     this.epoch = this.clock.now();
-    this.cache = new LRUCache<string, string>({
+    this.cache = new LRUCache<number, string>({
       max: options.maxEntries,
       // An entry let go of: its bytes are no longer counted, and its version joins the horizon. Not for
-      // 'set' (a newer entry replaced it; hold() counts that, as lru-cache says nothing when the new string
-      // equals the old one).
-      dispose: (packed, key, reason) => {
+      // 'set' (a newer entry, or another key's, replaced it; hold() counts that, as lru-cache says nothing
+      // when the new string equals the old one).
+      dispose: (packed, _hash, reason) => {
         if (reason === 'set') return;
-        this.counted -= sizeOf(key, valueOf(packed));
-        this.horizon = maxVersion(this.horizon, versionOf(packed) ?? undefined);
+        this.letGo(packed, keyOf(packed));
       },
     });
   }
@@ -166,11 +231,16 @@ export class MemoryTier {
     return this.counted;
   }
 
+  /** How many entries were let go of because another key with the same hash took their place. */
+  get collisions(): number {
+    return this.collided;
+  }
+
   /** The held answer for a key, or undefined for a miss (unknown, expired, or only a version floor). */
   lookup(key: string): Lookup | undefined {
-    const packed = this.held(key);
+    const packed = this.held(key, hashKey(key, this.seed));
     if (packed === undefined || tagOf(packed) === FLOOR) return undefined;
-    return unpack(packed, 'memory');
+    return unpack(packed, 'memory', keyStart(packed) + key.length);
   }
 
   /** Call before a fetch for `key` is sent; pair with settle() or abandon(). */
@@ -199,7 +269,8 @@ export class MemoryTier {
       version: stored?.version ?? null,
       origin: 'store',
     };
-    const held = this.held(key);
+    const hash = hashKey(key, this.seed);
+    const held = this.held(key, hash);
     const heldVersion = held === undefined ? null : versionOf(held);
     const newest = maxVersion(floor, heldVersion ?? undefined);
     // A null version (absent in the store) is older than any announced change.
@@ -211,6 +282,7 @@ export class MemoryTier {
     }
     this.hold(
       key,
+      hash,
       fetched.value === null ? NO_VALUE : VALUE,
       fetched.version,
       fetched.value,
@@ -222,7 +294,8 @@ export class MemoryTier {
   /** Applies a change from the feed; older than what the tier has seen, it is ignored. */
   apply(change: Change): void {
     const w = this.watched.get(change.key);
-    const held = this.held(change.key);
+    const hash = hashKey(change.key, this.seed);
+    const held = this.held(change.key, hash);
     const newest = maxVersion(w?.floor, (held === undefined ? null : versionOf(held)) ?? undefined);
     if (w) w.floor = maxVersion(w.floor, change.version);
     if (!isAtLeast(change.version, newest)) return;
@@ -232,6 +305,7 @@ export class MemoryTier {
       case 'set':
         this.hold(
           change.key,
+          hash,
           VALUE,
           change.version,
           change.value,
@@ -239,10 +313,10 @@ export class MemoryTier {
         );
         return;
       case 'delete':
-        this.hold(change.key, NO_VALUE, change.version, null, this.options.negativeTtlMs);
+        this.hold(change.key, hash, NO_VALUE, change.version, null, this.options.negativeTtlMs);
         return;
       case 'invalidate':
-        this.hold(change.key, FLOOR, change.version, null, this.ttlFor(null, change.expiresAt));
+        this.hold(change.key, hash, FLOOR, change.version, null, this.ttlFor(null, change.expiresAt));
         return;
     }
   }
@@ -250,7 +324,7 @@ export class MemoryTier {
   /** Keys held and not expired (values, tombstones and version floors), most recently used first. */
   *keys(): IterableIterator<string> {
     const now = this.clock.now() - this.epoch;
-    for (const [key, packed] of this.cache.entries()) if (!(now > expiryOf(packed))) yield key;
+    for (const packed of this.cache.values()) if (!(now > expiryOf(packed))) yield keyOf(packed);
   }
 
   /** Forgets everything: the feed can no longer be proven current. Watches stay, their fetches are real. */
@@ -261,20 +335,20 @@ export class MemoryTier {
   /** Removes expired entries; returns how many. Called on a schedule so expired data does not hold memory. */
   purgeExpired(): number {
     const now = this.clock.now() - this.epoch;
-    const expired: string[] = [];
-    this.cache.forEach((packed, key) => {
-      if (now > expiryOf(packed)) expired.push(key);
+    const expired: number[] = [];
+    this.cache.forEach((packed, hash) => {
+      if (now > expiryOf(packed)) expired.push(hash);
     });
-    for (const key of expired) this.cache.delete(key);
+    for (const hash of expired) this.cache.delete(hash);
     return expired.length;
   }
 
   /** The entry held for `key`, or undefined; an expired one is dropped on the way (its version remembered). */
-  private held(key: string): string | undefined {
-    const packed = this.cache.get(key);
-    if (packed === undefined) return undefined;
+  private held(key: string, hash: number): string | undefined {
+    const packed = this.cache.get(hash);
+    if (packed === undefined || !isEntryOf(packed, key)) return undefined;
     if (this.clock.now() - this.epoch > expiryOf(packed)) {
-      this.cache.delete(key);
+      this.cache.delete(hash);
       return undefined;
     }
     return packed;
@@ -285,22 +359,43 @@ export class MemoryTier {
     return expiresAt === null ? base : Math.min(base, expiresAt - this.clock.now());
   }
 
-  private hold(key: string, tag: Tag, version: Version | null, value: string | null, ttlMs: number): void {
+  private hold(
+    key: string,
+    hash: number,
+    tag: Tag,
+    version: Version | null,
+    value: string | null,
+    ttlMs: number,
+  ): void {
     const size = sizeOf(key, value);
+    const replaced = this.cache.peek(hash);
+    const own = replaced !== undefined && isEntryOf(replaced, key);
     // Already expired (or expiring this ms): holding it would serve data past the store's expiry. Larger
-    // than the whole budget: it could only be held by evicting everything, and then not all of it.
-    if (ttlMs <= 0 || size > this.options.maxBytes) {
-      this.cache.delete(key);
+    // than the whole budget: it could only be held by evicting everything, and then not all of it. A key too
+    // long for the packed length: not held either, the next read fetches it.
+    if (ttlMs <= 0 || size > this.options.maxBytes || key.length > MAX_KEY_LENGTH) {
+      // Only this key's own entry goes; another key's, in the same place, stays.
+      if (own) this.cache.delete(hash);
       return;
     }
     const now = this.clock.now();
-    const replaced = this.cache.peek(key);
-    if (replaced !== undefined) this.counted -= sizeOf(key, valueOf(replaced));
+    if (own) this.counted -= sizeOf(key, valueOf(replaced));
+    else if (replaced !== undefined) {
+      // Another key of the same hash: let go of it as if evicted.
+      this.collided++;
+      this.letGo(replaced, keyOf(replaced));
+    }
     // set() evicts the least recently used entry past maxEntries; the bytes past maxBytes are evicted here,
     // least recently used first.
-    this.cache.set(key, pack(tag, version, now + ttlMs - this.epoch, value));
+    this.cache.set(hash, pack(key, tag, version, now + ttlMs - this.epoch, value));
     this.counted += size;
     while (this.counted > this.options.maxBytes && this.cache.size > 1) this.cache.pop();
+  }
+
+  /** An entry leaves: its bytes are no longer counted, and its version joins the horizon. */
+  private letGo(packed: string, key: string): void {
+    this.counted -= sizeOf(key, valueOf(packed));
+    this.horizon = maxVersion(this.horizon, versionOf(packed) ?? undefined);
   }
 }
 

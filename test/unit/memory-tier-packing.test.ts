@@ -28,6 +28,50 @@ describe('memory tier packing', () => {
     values.forEach((value, i) => expect(t.lookup(`k${i}`)).toEqual({ value, version, origin: 'memory' }));
   });
 
+  it.each([0, 1, 0x7f, 0x80, 0x81, 0xff, 0x100, 0x1_0000, 2 ** 23 - 1])(
+    'holds and gives back a key of %s UTF-16 units, its value, version and place in keys()',
+    (length) => {
+      const { t } = tier({ maxBytes: 2 ** 24 });
+      const key = 'k'.repeat(length);
+      const other = `${'é'.repeat(length % 5)}:x`;
+      for (const version of [7n, 2n ** 53n]) {
+        t.apply(set(key, version, 'a:b'));
+        t.apply(set(other, version, 'c'));
+        expect(t.lookup(key)).toEqual({ value: 'a:b', version, origin: 'memory' });
+        expect(t.lookup(other)).toEqual({ value: 'c', version, origin: 'memory' });
+        expect([...t.keys()]).toEqual([other, key]);
+      }
+    },
+  );
+
+  it('holds no key of 2^23 UTF-16 units or more (its length does not fit): a fill of one is answered, not held', () => {
+    const { t } = tier({ maxBytes: 2 ** 25 });
+    const key = 'k'.repeat(2 ** 23);
+    t.watch(key);
+    expect(t.settle(key, { version: 1n, value: 'v', expiresAt: null })).toEqual({
+      value: 'v',
+      version: 1n,
+      origin: 'store',
+    });
+    expect(t.lookup(key)).toBeUndefined();
+    expect(t.size).toBe(0);
+    expect(t.bytes).toBe(0);
+  });
+
+  it("finds the long form's digits after the key, whatever the key contains", () => {
+    const { t } = tier();
+    for (const key of [':', '1:', 'a:b:', '99999999999999999999:']) {
+      t.apply(set(key, 2n ** 60n, ':v:'));
+      expect(t.lookup(key)).toEqual({ value: ':v:', version: 2n ** 60n, origin: 'memory' });
+      t.watch(key);
+      t.settle(key, null);
+      // A fill older than what it holds is refused: the version read back from the entry is compared.
+      expect(t.lookup(key)?.version).toBe(2n ** 60n);
+    }
+    t.apply({ op: 'delete', key: '7:', version: 2n ** 60n });
+    expect(t.lookup('7:')).toEqual({ value: null, version: 2n ** 60n, origin: 'memory' });
+  });
+
   it('gives back an absent key with no version, and a delete with its version', () => {
     const { t } = tier();
     t.watch('absent');
