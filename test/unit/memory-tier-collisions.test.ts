@@ -52,6 +52,32 @@ describe('memory tier: keys of the same hash', () => {
     }
   });
 
+  it('is FNV-1a (32 bits) from the seed xored into its offset basis, shifted to 31 bits', () => {
+    // The published FNV-1a test vectors, for text whose UTF-16 units are its bytes.
+    expect(hashKey('', 0)).toBe(0x811c9dc5 >> 1);
+    expect(hashKey('a', 0)).toBe(0xe40c292c >> 1);
+    expect(hashKey('foobar', 0)).toBe(0xbf9cf968 >> 1);
+    expect(hashKey('', 0x811c9dc5)).toBe(0);
+  });
+
+  it('never answers a key with the entry of a longer key of the same hash that starts with it', () => {
+    // FNV-1a's state h becomes (h ^ c) * P for a character c. Pick y with (y * P) ^ y below 2^16: then c =
+    // (y * P) ^ y is a character, and from the state h = y * P the key of that one character leads back to
+    // h. A seed that starts there makes '' and that character collide.
+    const P = 0x01000193;
+    let y = 1;
+    while ((Math.imul(y, P) ^ y) >>> 0 >= 0x1_0000) y++;
+    const c = String.fromCharCode((Math.imul(y, P) ^ y) >>> 0);
+    const seed = Math.imul(y, P) ^ 0x811c9dc5;
+    expect(hashKey(c, seed)).toBe(hashKey('', seed));
+    const { t } = tier({ hashSeed: seed });
+    t.apply(set(c, 1n));
+    expect(t.lookup('')).toBeUndefined();
+    t.apply(set('', 2n));
+    expect(t.lookup(c)).toBeUndefined();
+    expect(t.lookup('')?.value).toBe('@2');
+  });
+
   it('never answers a key with the entry of another key of the same hash', () => {
     const { t } = seeded();
     t.apply(set(a, 1n));
