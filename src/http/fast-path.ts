@@ -140,6 +140,30 @@ function paramsOf(body: Buffer): Params | undefined {
   };
 }
 
+function isThenable<T>(value: T | PromiseLike<T>): value is PromiseLike<T> {
+  return typeof (value as { then?: unknown }).then === 'function';
+}
+
+function counted(answered: boolean): boolean {
+  (answered ? answeredCount : yogaCount).inc();
+  return answered;
+}
+
+/** Writes a result without errors as yoga would (true); a result yoga must answer is not written (false). */
+function send(req: IncomingMessage, res: ServerResponse, result: ExecutionResult): boolean {
+  if (result.errors !== undefined || result.extensions !== undefined || res.headersSent) return false;
+  const text = JSON.stringify(result);
+  // One flat list: Node writes it as it is, without walking a header object.
+  res.writeHead(200, [
+    'content-type',
+    CONTENT_TYPE[req.headers.accept ?? ''] ?? 'application/json; charset=utf-8',
+    'content-length',
+    String(Buffer.byteLength(text)),
+  ]);
+  res.end(text);
+  return true;
+}
+
 export class FastPath {
   private readonly prepared = new Map<string, Prepared>();
   /**
@@ -177,19 +201,22 @@ export class FastPath {
     );
   }
 
-  /** Answers the request (true), or leaves it untouched for yoga (false). */
-  async answer(yoga: Yoga, req: IncomingMessage, res: ServerResponse, body: Buffer): Promise<boolean> {
-    const answered = await this.tryAnswer(yoga, req, res, body);
-    (answered ? answeredCount : yogaCount).inc();
-    return answered;
+  /**
+   * Answers the request (true), or leaves it untouched for yoga (false); at once, without a promise, when the
+   * compiled query completes synchronously (every key in memory).
+   */
+  answer(yoga: Yoga, req: IncomingMessage, res: ServerResponse, body: Buffer): boolean | Promise<boolean> {
+    const answered = this.tryAnswer(yoga, req, res, body);
+    if (typeof answered === 'boolean') return counted(answered);
+    return answered.then(counted);
   }
 
-  private async tryAnswer(
+  private tryAnswer(
     yoga: Yoga,
     req: IncomingMessage,
     res: ServerResponse,
     body: Buffer,
-  ): Promise<boolean> {
+  ): boolean | Promise<boolean> {
     const params = paramsOf(body);
     if (!params) return false;
     const prepared = this.prepare(params);
@@ -197,31 +224,27 @@ export class FastPath {
     const contextValue: FastContext = this.contextFor(req.headers.authorization);
     // A query, so executing it again in yoga after an error only reads. One result, not a stream: the
     // schema has no @defer/@stream, and subscriptions never take the fast path.
-    let result: ExecutionResult;
+    let result: ExecutionResult | PromiseLike<ExecutionResult>;
     if (this.executesDirectly(yoga)) {
       // What the guard's hook would refuse, yoga refuses (and counts) when it executes the request again.
       if (this.guard.check(prepared.document, params.operationName, params.variables, contextValue))
         return false;
-      result = await prepared.compiled.query(undefined, contextValue, params.variables);
+      result = prepared.compiled.query(undefined, contextValue, params.variables);
     } else {
       contextValue[COMPILED] = prepared.compiled;
       const enveloped = this.envelopedFor(yoga, contextValue);
-      result = (await enveloped.execute({
+      // One result, not a stream (above).
+      result = enveloped.execute({
         schema: enveloped.schema,
         document: prepared.document,
         variableValues: params.variables,
         operationName: params.operationName,
         contextValue,
-      })) as ExecutionResult;
+      }) as ExecutionResult | PromiseLike<ExecutionResult>;
     }
-    if (result.errors !== undefined || result.extensions !== undefined || res.headersSent) return false;
-    const text = JSON.stringify(result);
-    res.writeHead(200, {
-      'content-type': CONTENT_TYPE[req.headers.accept ?? ''] ?? 'application/json; charset=utf-8',
-      'content-length': Buffer.byteLength(text),
-    });
-    res.end(text);
-    return true;
+    // envelop may hand back a thenable of its own rather than a Promise.
+    if (isThenable(result)) return Promise.resolve(result).then((r) => send(req, res, r));
+    return send(req, res, result);
   }
 
   /**

@@ -6,6 +6,7 @@ import { checkRead, InvalidInput, type Limits, type ResponseBudget } from '../do
 import type { Roles } from '../graphql/context.js';
 import { toClientError, wrongRole } from '../graphql/errors.js';
 import { createLoaders, readAll } from '../reader/loaders.js';
+import type { ReadResult } from '../reader/reader.js';
 import { decodeUtf8, Refusal } from './guard.js';
 
 const STATUS: Record<string, number> = {
@@ -18,13 +19,16 @@ const STATUS: Record<string, number> = {
 };
 
 export function sendJson(res: ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, {
-    'content-type': 'application/json; charset=utf-8',
-    'content-length': Buffer.byteLength(text),
-  });
+  sendJsonText(res, status, JSON.stringify(body));
+}
+
+/** JSON text already serialized; the headers as one flat list (no header object for Node to walk). */
+export function sendJsonText(res: ServerResponse, status: number, text: string): void {
+  res.writeHead(status, ['content-type', JSON_TYPE, 'content-length', String(Buffer.byteLength(text))]);
   res.end(text);
 }
+
+const JSON_TYPE = 'application/json; charset=utf-8';
 
 function sendError(res: ServerResponse, error: unknown, operation: string): void {
   if (error instanceof Refusal)
@@ -34,32 +38,66 @@ function sendError(res: ServerResponse, error: unknown, operation: string): void
   sendJson(res, STATUS[code] ?? 500, { error: gqlError.message, code });
 }
 
-export async function handleRead(
+/**
+ * GET /read. Synchronous when the memory tier holds every key (no loader, no promise); else it waits for
+ * the request's loader, and the returned promise settles once the answer is sent.
+ */
+export function handleRead(
   url: Pick<URL, 'searchParams'>,
   res: ServerResponse,
   roles: Roles,
   limits: Limits,
   budget: ResponseBudget,
-): Promise<void> {
+): void | Promise<void> {
   try {
     if (!roles.reader) throw wrongRole('reader');
     const param = url.searchParams.get('keys');
     if (param === null) throw new InvalidInput('keys: missing, e.g. /read?keys=a,b,c', 'keys');
     const keys = param.split(',');
     checkRead(keys, limits);
-    const results = await readAll(roles.reader, createLoaders(roles.reader), keys, false);
-    budget.spend(results);
-    // The seed told a missing key by exists:false alone; its clients expect a string value all the same.
-    const items = results.map((r) =>
-      r.value === null
-        ? { key: r.key, value: '', source: 'not_found', exists: false }
-        : { key: r.key, value: r.value, source: r.origin, exists: true },
+    const results = readAll(roles.reader, createLoaders(roles.reader), keys, false);
+    if (Array.isArray(results)) return answerRead(res, results, budget);
+    return results.then(
+      (r) => answerRead(res, r, budget),
+      (error: unknown) => sendError(res, error, 'read'),
     );
-    sendJson(res, 200, { items });
   } catch (error) {
     sendError(res, error, 'read');
   }
 }
+
+function answerRead(res: ServerResponse, results: readonly ReadResult[], budget: ResponseBudget): void {
+  try {
+    budget.spend(results);
+  } catch (error) {
+    return sendError(res, error, 'read');
+  }
+  sendJsonText(res, 200, readItemsJson(results));
+}
+
+/**
+ * The body of a read: what JSON.stringify gives for `{ items }`, each item `{key, value, source, exists}`
+ * (the seed told a missing key by exists:false alone; its clients expect a string value all the same), built
+ * without the objects. Every string goes through JSON.stringify itself, so its escaping is JSON.stringify's
+ * by construction (test/unit/rest-serialization.test.ts compares both over hard strings).
+ */
+export function readItemsJson(results: readonly ReadResult[]): string {
+  let text = '{"items":[';
+  for (let i = 0; i < results.length; i++) {
+    const r = results[i]!; // i < results.length
+    if (i > 0) text += ',';
+    text +=
+      r.value === null
+        ? `{"key":${JSON.stringify(r.key)},"value":"","source":"not_found","exists":false}`
+        : `{"key":${JSON.stringify(r.key)},"value":${JSON.stringify(r.value)},"source":${SOURCE[r.origin]},"exists":true}`;
+  }
+  return `${text}]}`;
+}
+
+const SOURCE: Record<ReadResult['origin'], string> = {
+  memory: JSON.stringify('memory'),
+  redis: JSON.stringify('redis'),
+};
 
 export async function handleWrite(req: IncomingMessage, res: ServerResponse, roles: Roles): Promise<void> {
   try {

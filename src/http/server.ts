@@ -146,7 +146,34 @@ export function createHttpServer({
     },
   });
 
-  const route = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+  /** The graphql route: the compiled fast path when the request is its shape, yoga for the rest. */
+  const graphqlRoute = (req: IncomingMessage, res: ServerResponse): void | Promise<void> => {
+    if (!fast || !FastPath.accepts(req)) return yoga.requestListener(req, res);
+    // The only promise of a hot query: its body. What follows completes at once when memory holds every key.
+    return readBody(req).then((body) => {
+      const answered = fast.answer(yoga, req, res, body);
+      if (answered === true) return;
+      if (answered === false) return toYoga(req, res, body);
+      return answered.then((done) => (done ? undefined : toYoga(req, res, body)));
+    });
+  };
+
+  const toYoga = (req: IncomingMessage, res: ServerResponse, body: Buffer): void | Promise<void> => {
+    // whatwg-node takes a body read beforehand from `req.body` (as behind body-parsing frameworks), as an
+    // async iterable: a Buffer there would be enumerated key by key.
+    Object.assign(req, {
+      body: {
+        bytes: body.length,
+        async *[Symbol.asyncIterator]() {
+          yield body;
+        },
+      },
+    });
+    return yoga.requestListener(req, res);
+  };
+
+  /** Routes a request; a promise only for the routes that wait (a hot read from memory does not). */
+  const route = (req: IncomingMessage, res: ServerResponse): void | Promise<void> => {
     const url = routeOf(req.url ?? '/');
     (requestsByRoute.get(url.pathname) ?? otherRequests).inc();
     if (guard.cors(req, res)) return;
@@ -172,43 +199,39 @@ export function createHttpServer({
       res.setHeader('allow', allowed);
       return sendJson(res, 405, { error: `${url.pathname} answers ${allowed} only` });
     }
-    if (url.pathname === '/metrics' && req.method === 'GET') {
-      const text = await metrics.render();
-      res.writeHead(200, { 'content-type': metrics.contentType });
-      return void res.end(text);
-    }
+    if (url.pathname === '/metrics' && req.method === 'GET') return sendMetrics(res);
     if (url.pathname === '/live' && req.method === 'GET') return servePage(url, res);
     if (url.pathname === '/ready' && req.method === 'GET') {
       const ready = roles.reader ? roles.reader.feedCurrent : true;
       return sendJson(res, ready ? 200 : 503, { ready });
     }
-    if (fast && url.pathname === '/graphql' && FastPath.accepts(req)) {
-      const body = await readBody(req);
-      if (await fast.answer(yoga, req, res, body)) return;
-      // whatwg-node takes a body read beforehand from `req.body` (as behind body-parsing frameworks), as an
-      // async iterable: a Buffer there would be enumerated key by key.
-      Object.assign(req, {
-        body: {
-          bytes: body.length,
-          async *[Symbol.asyncIterator]() {
-            yield body;
-          },
-        },
-      });
-    }
-    await yoga.requestListener(req, res);
+    if (url.pathname === '/graphql') return graphqlRoute(req, res);
+    return yoga.requestListener(req, res);
+  };
+
+  const failed = (req: IncomingMessage, res: ServerResponse, error: unknown): void => {
+    reportError('http', 'request failed', error, { url: req.url });
+    if (!res.headersSent) sendJson(res, 500, { error: 'internal error' });
+    else res.destroy();
   };
 
   // Node checks header and request deadlines on this interval (30 s by default, longer than the deadlines).
   const server = createServer({ connectionsCheckingInterval: 1000 }, (req, res) => {
-    route(req, res).catch((error: unknown) => {
-      reportError('http', 'request failed', error, { url: req.url });
-      if (!res.headersSent) sendJson(res, 500, { error: 'internal error' });
-      else res.destroy();
-    });
+    try {
+      const pending = route(req, res);
+      if (pending) pending.catch((error: unknown) => failed(req, res, error));
+    } catch (error) {
+      failed(req, res, error);
+    }
   });
   limitConnections(server, connections);
   return { server, websocket: attachWebSocket(server, yoga, guard) };
+}
+
+async function sendMetrics(res: ServerResponse): Promise<void> {
+  const text = await metrics.render();
+  res.writeHead(200, { 'content-type': metrics.contentType });
+  res.end(text);
 }
 
 /** The whole body; its length was checked against MAX_REQUEST_BYTES from Content-Length before. */
