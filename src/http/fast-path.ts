@@ -21,6 +21,7 @@ import { compileQuery, isCompiledQuery, type CompiledQuery } from 'graphql-jit';
 import type { Plugin, YogaServerInstance } from 'graphql-yoga';
 import type { RequestContext } from '../graphql/context.js';
 import { log, metrics } from '../observability.js';
+import { sendBody } from './rest.js';
 
 type Yoga = YogaServerInstance<object, RequestContext>;
 type Enveloped = ReturnType<Yoga['getEnveloped']>;
@@ -152,15 +153,12 @@ function counted(answered: boolean): boolean {
 /** Writes a result without errors as yoga would (true); a result yoga must answer is not written (false). */
 function send(req: IncomingMessage, res: ServerResponse, result: ExecutionResult): boolean {
   if (result.errors !== undefined || result.extensions !== undefined || res.headersSent) return false;
-  const text = JSON.stringify(result);
-  // One flat list: Node writes it as it is, without walking a header object.
-  res.writeHead(200, [
-    'content-type',
+  sendBody(
+    res,
+    200,
     CONTENT_TYPE[req.headers.accept ?? ''] ?? 'application/json; charset=utf-8',
-    'content-length',
-    String(Buffer.byteLength(text)),
-  ]);
-  res.end(text);
+    JSON.stringify(result),
+  );
   return true;
 }
 

@@ -219,7 +219,8 @@ export class Guard {
         'URL: only ASCII is allowed; percent-encode other bytes as UTF-8',
       );
     const query = rawUrl.indexOf('?');
-    if (query >= 0) {
+    // Only a percent escape can fail to decode: a query without one (most hot reads) is valid as it is.
+    if (query >= 0 && rawUrl.includes('%', query)) {
       for (const part of rawUrl.slice(query + 1).split('&')) {
         try {
           decodeURIComponent(part.replace(/\+/g, ' '));

@@ -24,8 +24,16 @@ export function sendJson(res: ServerResponse, status: number, body: unknown): vo
 
 /** JSON text already serialized; the headers as one flat list (no header object for Node to walk). */
 export function sendJsonText(res: ServerResponse, status: number, text: string): void {
-  res.writeHead(status, ['content-type', JSON_TYPE, 'content-length', String(Buffer.byteLength(text))]);
-  res.end(text);
+  sendBody(res, status, JSON_TYPE, text);
+}
+
+/**
+ * A body as a string: Node writes the header block and a string body as one string. (As a Buffer the body
+ * cost more CPU per hot answer, measured: one more allocation, and the header written as a chunk of its own.)
+ */
+export function sendBody(res: ServerResponse, status: number, type: string, body: string): void {
+  res.writeHead(status, ['content-type', type, 'content-length', String(Buffer.byteLength(body))]);
+  res.end(body);
 }
 
 const JSON_TYPE = 'application/json; charset=utf-8';
