@@ -29,7 +29,7 @@ export interface MemoryResult {
   heapOverheadPerEntry: number;
   /** What the tier itself counts (its maxBytes accounting) per entry. */
   countedBytesPerEntry: number;
-  /** Entries let go of because another key had the same hash; the figures above are per entry held. */
+  /** Entries let go of because another key found both its places taken; the figures above are per entry held. */
   collisions: number;
 }
 

@@ -26,8 +26,10 @@ export interface MemoryTierOptions {
   /** How long an absent key (or a deleted one) is remembered, so a storm of reads for it does not reach the store. */
   negativeTtlMs: number;
   clock?: Clock;
-  /** Seed of the key hash (see hashKey); random unless given, so tests can choose colliding keys. */
+  /** Seed of the key's first place (see hashKey); random unless given, so tests can choose colliding keys. */
   hashSeed?: number;
+  /** Seed of the key's second place, drawn apart from the first; random unless given, as hashSeed. */
+  secondHashSeed?: number;
 }
 
 /** An answer for one key: what the value is, which change it reflects, and where it came from. */
@@ -57,10 +59,17 @@ export interface Lookup {
 // a fill brings it. The expiry is checked by the tier itself, so lru-cache keeps no TTL arrays of its own, and
 // the tier counts bytes itself, so lru-cache keeps no size array either: each would cost every entry 8 to
 // 16 bytes more.
-// Two keys of the same hash share one place: the one written last takes it, and the other is let go of as if
-// evicted (its version joins the horizon). A lookup checks the key in the packed string, so a key is never
-// answered with another's entry; a collision costs a miss. The hash is seeded per tier, so which keys collide
-// differs from process to process and cannot be prepared offline.
+// A key has two places: its hash under two seeds drawn apart. One place each would let two hot keys of the
+// same hash (about n²/2³² pairs among n keys) take it from each other on every write, each read of either a
+// miss. So a key is held at its first place if that is free or already its own, else at its second if that
+// is free or its own; it is never held at both. A lookup checks the key in the packed string, first place
+// then second, so a key is never answered with another's entry, and nearly every key answers from its first
+// place with one map read. Only when both places hold other keys does the key take its first place, letting
+// go of the key there as if evicted (its bytes uncounted, its version into the horizon): that key, on its
+// next fill, finds its own second place free unless its hashes collided twice more. The first place rather
+// than the less recently used occupant: lru-cache does not say which of two entries is older, and the first
+// place keeps the newcomer at one map read. The seeds are drawn per tier, so which keys collide differs from
+// process to process and cannot be prepared offline.
 const VALUE = 1;
 const NO_VALUE = 2;
 const FLOOR = 3;
@@ -197,6 +206,7 @@ export class MemoryTier {
   private readonly cache: LRUCache<number, string>;
   private readonly clock: Clock;
   private readonly seed: number;
+  private readonly secondSeed: number;
   /** Expiries are kept as ms after this moment (the tier's start), in 40 bits: 34 years. */
   private readonly epoch: number;
   /** What MEMORY_MAX_BYTES counts of the entries held. */
@@ -210,6 +220,7 @@ export class MemoryTier {
   constructor(private readonly options: MemoryTierOptions) {
     this.clock = options.clock ?? systemClock;
     this.seed = options.hashSeed ?? Math.floor(Math.random() * B32);
+    this.secondSeed = options.secondHashSeed ?? Math.floor(Math.random() * B32);
     this.epoch = this.clock.now();
     this.cache = new LRUCache<number, string>({
       max: options.maxEntries,
@@ -231,14 +242,14 @@ export class MemoryTier {
     return this.counted;
   }
 
-  /** How many entries were let go of because another key with the same hash took their place. */
+  /** How many entries were let go of because another key, finding both its places taken, took theirs. */
   get collisions(): number {
     return this.collided;
   }
 
   /** The held answer for a key, or undefined for a miss (unknown, expired, or only a version floor). */
   lookup(key: string): Lookup | undefined {
-    const packed = this.held(key, hashKey(key, this.seed));
+    const packed = this.held(key);
     if (packed === undefined || tagOf(packed) === FLOOR) return undefined;
     return unpack(packed, 'memory', keyStart(packed) + key.length);
   }
@@ -269,8 +280,7 @@ export class MemoryTier {
       version: stored?.version ?? null,
       origin: 'store',
     };
-    const hash = hashKey(key, this.seed);
-    const held = this.held(key, hash);
+    const held = this.held(key);
     const heldVersion = held === undefined ? null : versionOf(held);
     const newest = maxVersion(floor, heldVersion ?? undefined);
     // A null version (absent in the store) is older than any announced change.
@@ -282,7 +292,6 @@ export class MemoryTier {
     }
     this.hold(
       key,
-      hash,
       fetched.value === null ? NO_VALUE : VALUE,
       fetched.version,
       fetched.value,
@@ -294,8 +303,7 @@ export class MemoryTier {
   /** Applies a change from the feed; older than what the tier has seen, it is ignored. */
   apply(change: Change): void {
     const w = this.watched.get(change.key);
-    const hash = hashKey(change.key, this.seed);
-    const held = this.held(change.key, hash);
+    const held = this.held(change.key);
     const newest = maxVersion(w?.floor, (held === undefined ? null : versionOf(held)) ?? undefined);
     if (w) w.floor = maxVersion(w.floor, change.version);
     if (!isAtLeast(change.version, newest)) return;
@@ -305,7 +313,6 @@ export class MemoryTier {
       case 'set':
         this.hold(
           change.key,
-          hash,
           VALUE,
           change.version,
           change.value,
@@ -313,10 +320,10 @@ export class MemoryTier {
         );
         return;
       case 'delete':
-        this.hold(change.key, hash, NO_VALUE, change.version, null, this.options.negativeTtlMs);
+        this.hold(change.key, NO_VALUE, change.version, null, this.options.negativeTtlMs);
         return;
       case 'invalidate':
-        this.hold(change.key, hash, FLOOR, change.version, null, this.ttlFor(null, change.expiresAt));
+        this.hold(change.key, FLOOR, change.version, null, this.ttlFor(null, change.expiresAt));
         return;
     }
   }
@@ -344,11 +351,18 @@ export class MemoryTier {
   }
 
   /** The entry held for `key`, or undefined; an expired one is dropped on the way (its version remembered). */
-  private held(key: string, hash: number): string | undefined {
-    const packed = this.cache.get(hash);
-    if (packed === undefined || !isEntryOf(packed, key)) return undefined;
+  // get() marks as recently used whatever holds the first place, this key's entry or not: a peek first would
+  // cost every hit a second map read, and only the few keys held at their second place bump another's.
+  private held(key: string): string | undefined {
+    let place = hashKey(key, this.seed);
+    let packed = this.cache.get(place);
+    if (packed === undefined || !isEntryOf(packed, key)) {
+      place = hashKey(key, this.secondSeed);
+      packed = this.cache.get(place);
+      if (packed === undefined || !isEntryOf(packed, key)) return undefined;
+    }
     if (this.clock.now() - this.epoch > expiryOf(packed)) {
-      this.cache.delete(hash);
+      this.cache.delete(place);
       return undefined;
     }
     return packed;
@@ -359,16 +373,20 @@ export class MemoryTier {
     return expiresAt === null ? base : Math.min(base, expiresAt - this.clock.now());
   }
 
-  private hold(
-    key: string,
-    hash: number,
-    tag: Tag,
-    version: Version | null,
-    value: string | null,
-    ttlMs: number,
-  ): void {
+  private hold(key: string, tag: Tag, version: Version | null, value: string | null, ttlMs: number): void {
     const size = sizeOf(key, value);
-    const replaced = this.cache.peek(hash);
+    // Its own place if it has one (never a second copy), else a free place, else its first place.
+    let hash = hashKey(key, this.seed);
+    let there = this.cache.peek(hash);
+    if (there === undefined || !isEntryOf(there, key)) {
+      const second = hashKey(key, this.secondSeed);
+      const atSecond = this.cache.peek(second);
+      if (atSecond === undefined ? there !== undefined : isEntryOf(atSecond, key)) {
+        hash = second;
+        there = atSecond;
+      }
+    }
+    const replaced = there;
     const own = replaced !== undefined && isEntryOf(replaced, key);
     // Already expired (or expiring this ms): holding it would serve data past the store's expiry. Larger
     // than the whole budget: it could only be held by evicting everything, and then not all of it. A key too
@@ -381,7 +399,7 @@ export class MemoryTier {
     const now = this.clock.now();
     if (own) this.counted -= sizeOf(key, valueOf(replaced));
     else if (replaced !== undefined) {
-      // Another key of the same hash: let go of it as if evicted.
+      // Both places held by other keys: the one at the first place is let go of as if evicted.
       this.collided++;
       this.letGo(replaced, keyOf(replaced));
     }
