@@ -8,6 +8,8 @@ import { toClientError, wrongRole } from '../graphql/errors.js';
 import { createLoaders, readAll } from '../reader/loaders.js';
 import type { ReadResult } from '../reader/reader.js';
 import { decodeUtf8, Refusal } from './guard.js';
+import { jsonString } from './json-text.js';
+import { queryParam, type RouteUrl } from './route-url.js';
 
 const STATUS: Record<string, number> = {
   BAD_USER_INPUT: 400,
@@ -51,7 +53,7 @@ function sendError(res: ServerResponse, error: unknown, operation: string): void
  * the request's loader, and the returned promise settles once the answer is sent.
  */
 export function handleRead(
-  url: Pick<URL, 'searchParams'>,
+  url: RouteUrl,
   res: ServerResponse,
   roles: Roles,
   limits: Limits,
@@ -59,7 +61,7 @@ export function handleRead(
 ): void | Promise<void> {
   try {
     if (!roles.reader) throw wrongRole('reader');
-    const param = url.searchParams.get('keys');
+    const param = queryParam(url, 'keys');
     if (param === null) throw new InvalidInput('keys: missing, e.g. /read?keys=a,b,c', 'keys');
     const keys = param.split(',');
     checkRead(keys, limits);
@@ -86,8 +88,8 @@ function answerRead(res: ServerResponse, results: readonly ReadResult[], budget:
 /**
  * The body of a read: what JSON.stringify gives for `{ items }`, each item `{key, value, source, exists}`
  * (the seed told a missing key by exists:false alone; its clients expect a string value all the same), built
- * without the objects. Every string goes through JSON.stringify itself, so its escaping is JSON.stringify's
- * by construction (test/unit/rest-serialization.test.ts compares both over hard strings).
+ * without the objects. Every string is written as JSON.stringify writes it (jsonString, json-text.ts), so its
+ * escaping is JSON.stringify's (test/unit/rest-serialization.test.ts compares both over hard strings).
  */
 export function readItemsJson(results: readonly ReadResult[]): string {
   let text = '{"items":[';
@@ -96,8 +98,8 @@ export function readItemsJson(results: readonly ReadResult[]): string {
     if (i > 0) text += ',';
     text +=
       r.value === null
-        ? `{"key":${JSON.stringify(r.key)},"value":"","source":"not_found","exists":false}`
-        : `{"key":${JSON.stringify(r.key)},"value":${JSON.stringify(r.value)},"source":${SOURCE[r.origin]},"exists":true}`;
+        ? `{"key":${jsonString(r.key)},"value":"","source":"not_found","exists":false}`
+        : `{"key":${jsonString(r.key)},"value":${jsonString(r.value)},"source":${SOURCE[r.origin]},"exists":true}`;
   }
   return `${text}]}`;
 }
