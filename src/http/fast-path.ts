@@ -110,7 +110,7 @@ interface Params {
 const FIELDS = new Set(['query', 'variables', 'operationName', 'extensions']);
 
 /** The request's parameters when they are the plain shape; undefined sends the request to yoga. */
-function paramsOf(body: Buffer): Params | undefined {
+function parseParams(body: Buffer): Params | undefined {
   if (!isUtf8(body)) return undefined;
   let parsed: unknown;
   try {
@@ -141,6 +141,36 @@ function paramsOf(body: Buffer): Params | undefined {
   };
 }
 
+/**
+ * The last bodies whose parameters were the plain shape: a hot client sends the same bytes again and again,
+ * and comparing them (memcmp) costs less than checking and parsing them again. Shared between requests, so
+ * what they hold is frozen: nothing downstream may change a request's variables.
+ */
+class ParamsCache {
+  private readonly bodies: Buffer[] = [];
+  private readonly params: Params[] = [];
+  private next = 0;
+
+  get(body: Buffer): Params | undefined {
+    for (let i = 0; i < this.bodies.length; i++) if (this.bodies[i]!.equals(body)) return this.params[i];
+    const params = parseParams(body);
+    if (params === undefined) return undefined;
+    deepFreeze(params);
+    // A copy: the request's own buffer may be a view of a larger one.
+    this.bodies[this.next] = Buffer.from(body);
+    this.params[this.next] = params;
+    this.next = (this.next + 1) % PARAMS_CACHED;
+    return params;
+  }
+}
+const PARAMS_CACHED = 16;
+
+function deepFreeze(value: unknown): void {
+  if (typeof value !== 'object' || value === null || Object.isFrozen(value)) return;
+  Object.freeze(value);
+  for (const inner of Object.values(value)) deepFreeze(inner);
+}
+
 function isThenable<T>(value: T | PromiseLike<T>): value is PromiseLike<T> {
   return typeof (value as { then?: unknown }).then === 'function';
 }
@@ -163,6 +193,7 @@ function send(req: IncomingMessage, res: ServerResponse, result: ExecutionResult
 }
 
 export class FastPath {
+  private readonly params = new ParamsCache();
   private readonly prepared = new Map<string, Prepared>();
   /**
    * yoga's enveloped functions, built once: when no plugin hooks the enveloping itself (onEnveloped, or
@@ -215,7 +246,7 @@ export class FastPath {
     res: ServerResponse,
     body: Buffer,
   ): boolean | Promise<boolean> {
-    const params = paramsOf(body);
+    const params = this.params.get(body);
     if (!params) return false;
     const prepared = this.prepare(params);
     if (prepared === undefined || prepared === 'yoga') return false;

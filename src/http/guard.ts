@@ -130,8 +130,12 @@ export function decodeUtf8(bytes: Uint8Array, where: string): string {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8');
 }
 
-/** The media type of a Content-Type header, lower case, without parameters (split always gives a first part). */
-const mediaType = (header: string | undefined): string => (header ?? '').split(';')[0]!.trim().toLowerCase();
+/** The media type of a Content-Type header, lower case, without parameters (no array per request). */
+function mediaType(header: string | undefined): string {
+  if (header === undefined) return '';
+  const semicolon = header.indexOf(';');
+  return (semicolon < 0 ? header : header.slice(0, semicolon)).trim().toLowerCase();
+}
 
 // graphql-js appends ` Did you mean "x"?` to unknown names: a map of the schema for whoever probes it.
 const withoutSuggestion = (error: GraphQLError): GraphQLError => {

@@ -81,6 +81,9 @@ const q = (query: string, extra: Record<string, unknown> = {}, headers?: Record<
 const ENTRY = '{ key value exists source version }';
 const manyKeys = (n: number) => JSON.stringify(Array.from({ length: n }, (_, i) => `k${i}`));
 
+// Every C0 control, DEL, NUL, a quote, a backslash, U+2028/2029, a BOM and a non-BMP pair.
+const CONTROLS = `${Array.from({ length: 0x20 }, (_, i) => String.fromCharCode(i)).join('')}\u007f"\\\u2028\u2029\ufeff😀`;
+
 const TWO_OPS = 'query A { value(key: "a") { value } } query B { health { ok } }';
 
 /** [name, request, whether the fast path should answer it itself]. */
@@ -109,6 +112,29 @@ const CORPUS: [string, Sent, boolean][] = [
   ['operation B of two', q(TWO_OPS, { operationName: 'B' }), true],
   ['operation A of two, again', q(TWO_OPS, { operationName: 'A' }), true],
   ['health', q('{ health { ok roles feedCurrent } }'), true],
+  // Values JSON must escape (controls, NUL, quotes, backslashes, U+2028, lone-free non-BMP pairs), held in
+  // memory: the compiled query completes at once and the answer is written in the same turn.
+  ['hard strings from memory', q(`{ values(keys: ["ctl", "a", "ctl"]) ${ENTRY} }`), true],
+  // The fast path keeps the parameters of recent bodies: the same query text with other variables, the
+  // same variables in other bytes, and a body sent again must each be answered for what they say.
+  [
+    'variables, once more with other keys',
+    q('query Q($k: [String!]!) { values(keys: $k) { key value } } query R { health { ok } }', {
+      variables: { k: ['ctl', 'absent'] },
+      operationName: 'Q',
+    }),
+    true,
+  ],
+  [
+    'the same variables in other bytes',
+    {
+      headers: { ...JSON_TYPE, ...READ },
+      body: '{ "operationName":"Q", "variables": {"k":["b","a"]},\n "query":"query Q($k: [String!]!) { values(keys: $k) { key value } } query R { health { ok } }"}',
+    },
+    true,
+  ],
+  // Completion after a wait (a store read) rather than at once.
+  ['one fresh value', q(`{ value(key: "ctl", fresh: true) ${ENTRY} }`), true],
   ['fresh read', q(`{ values(keys: ["a"], fresh: true) ${ENTRY} }`), true],
   [
     'a write token reads too',
@@ -274,7 +300,7 @@ beforeAll(async () => {
       body: JSON.stringify({ query }),
     }).then(async (r) => expect(r.status, await r.text()).toBe(200));
   await write(
-    `mutation { setValues(entries: [{ key: "a", value: ${JSON.stringify('alpha "quoted" \\ é€ \u2028')} }, { key: "b", value: "" }, { key: "gone", value: "x" }, { key: "big", value: "${'y'.repeat(450)}" }]) { written { key } } }`,
+    `mutation { setValues(entries: [{ key: "a", value: ${JSON.stringify('alpha "quoted" \\ é€ \u2028')} }, { key: "b", value: "" }, { key: "gone", value: "x" }, { key: "big", value: "${'y'.repeat(450)}" }, { key: "ctl", value: ${JSON.stringify(CONTROLS)} }]) { written { key } } }`,
   );
   await write('mutation { deleteValues(keys: ["gone"]) { written { key } } }');
   // Both readers hold the same state before the corpus runs (a first read of a key would fill it).
@@ -286,14 +312,14 @@ beforeAll(async () => {
           method: 'POST',
           headers: { ...JSON_TYPE, ...READ },
           body: JSON.stringify({
-            query: '{ values(keys: ["a", "b", "big", "gone", "absent"]) { source version } }',
+            query: '{ values(keys: ["a", "b", "big", "ctl", "gone", "absent"]) { source version } }',
           }),
         });
         const body = (await res.json()) as {
           data?: { values: { source: string; version: string | null }[] };
         };
         const v = body.data?.values;
-        return (v?.slice(0, 3).every((e) => e.source === 'MEMORY') && v[3]?.version !== null) || undefined;
+        return (v?.slice(0, 4).every((e) => e.source === 'MEMORY') && v[4]?.version !== null) || undefined;
       },
       30_000,
     );
