@@ -33,7 +33,9 @@ export function wrongRole(needed: 'reader' | 'writer'): GraphQLError {
  * Maps what a resolver threw to what the client sees: invalid input names the offending argument; a failing
  * store is UNAVAILABLE (worth a retry); anything else is a fault of ours, INTERNAL. Both are logged with
  * their cause; the client sees neither cause. An answer refused for its size is counted on /metrics like the
- * guard's refusals, unless the error belongs to a provisional execution (see RequestContext.provisional).
+ * guard's refusals. Nothing is logged or counted for a provisional execution (RequestContext.provisional):
+ * yoga executes that request again and answers it, so what the client is told is logged and counted once,
+ * then (a failure that does not happen again there is not logged: the client got a good answer).
  */
 export function toClientError(error: unknown, operation: string, provisional = false): GraphQLError {
   if (error instanceof GraphQLError) return error;
@@ -54,7 +56,7 @@ export function toClientError(error: unknown, operation: string, provisional = f
       notWritten: error.notWritten,
     });
   }
-  reportError('graphql', `${operation} failed`, error);
+  if (!provisional) reportError('graphql', `${operation} failed`, error);
   if (error instanceof StoreFailure)
     return clientError('UNAVAILABLE', `${operation} could not be completed; try again`);
   return clientError('INTERNAL', `${operation} failed on an internal error`);
