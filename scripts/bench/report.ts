@@ -242,6 +242,7 @@ export function render({
           'heap B/entry',
           'heap overhead',
           'counted',
+          'collisions',
         ],
         memory.map((m) => [
           `${m.keyBytes} B keys, ${m.valueBytes} B values, after forced GC`,
@@ -250,9 +251,11 @@ export function render({
           String(m.heapBytesPerEntry),
           String(m.heapOverheadPerEntry),
           String(m.countedBytesPerEntry),
+          String(m.collisions),
         ]),
       ),
-      'heap overhead = heap bytes per entry minus the key and value bytes; counted = what MEMORY_MAX_BYTES sees',
+      'heap overhead = heap bytes per entry minus the key and value bytes; counted = what MEMORY_MAX_BYTES sees;',
+      'collisions = entries let go of because another key had the same hash (the figures are per entry held)',
       '',
     );
   out.push(
