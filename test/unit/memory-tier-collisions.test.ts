@@ -93,6 +93,21 @@ describe('memory tier: keys of the same hash', () => {
     expect(t.collisions).toBe(0);
   });
 
+  it('draws its first seed itself too: keys of one hash under seed 0 do not share a first place', () => {
+    // Seen through recency: the lookup of a key held at its second place reads its first place too, which
+    // marks the key held there as recently used.
+    const [p, q] = collidingKeys(2, 0) as [string, string];
+    const { t } = tier({ maxEntries: 3, secondHashSeed: SECOND });
+    t.apply(set(p, 1n));
+    t.apply(set(q, 1n));
+    t.apply(set('x', 1n));
+    expect(t.lookup(q)?.value).toBe(`${q}@1`);
+    // The least recently used goes: p, unless q's lookup read p at a first place the two share.
+    t.apply(set('y', 1n));
+    expect(t.lookup(p)).toBeUndefined();
+    expect(t.lookup('x')?.value).toBe('x@1');
+  });
+
   it('hashes to V8 small integers: 31 bits, signed', () => {
     for (const key of [a, b, '', 'x', 'é€😀', 'k'.repeat(1000)]) {
       const h = hashKey(key, SEED);
@@ -221,6 +236,19 @@ describe('memory tier: keys of the same hash', () => {
       [other, stored(1n, 'o')],
     ]);
     expect(readAlternately(t, store, [a, b, other])).toBe(0);
+  });
+
+  it('with both its places taken, a key whose entry cannot be held (expired, too large) drops neither', () => {
+    const { t, clock, other } = bothPlacesTaken({ maxBytes: 200 });
+    t.apply(set(a, 1n, 'a'));
+    t.apply(set(other, 1n, 'o'));
+    t.apply(set(b, 2n, 'expired', clock.now()));
+    t.apply(set(b, 3n, 'x'.repeat(200)));
+    expect(t.lookup(a)?.value).toBe('a');
+    expect(t.lookup(other)?.value).toBe('o');
+    expect(t.lookup(b)).toBeUndefined();
+    expect(t.collisions).toBe(0);
+    expect(t.bytes).toBe(bytesOf(a, 'a') + bytesOf(other, 'o'));
   });
 
   it('keeps the floor of a fetch in flight when its key is let go of for another', () => {
