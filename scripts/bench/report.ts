@@ -255,7 +255,7 @@ export function render({
         ]),
       ),
       'heap overhead = heap bytes per entry minus the key and value bytes; counted = what MEMORY_MAX_BYTES sees;',
-      'collisions = entries let go of because another key had the same hash (the figures are per entry held)',
+      'collisions = entries let go of because another key found both its places taken (the figures are per entry held)',
       '',
     );
   out.push(
