@@ -4,6 +4,7 @@
 // batch over every outbox shard lands on several masters, and every shard must be relayed.
 import { Kafka, logLevel } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { KafkaBus } from '../../src/adapters/kafka-bus.js';
 import { OUTBOX_SHARDS, shardOf } from '../../src/adapters/redis-cluster-store.js';
 import { keySlot } from '../../src/adapters/redis-slots.js';
 import { clusterNodes, serves } from '../cluster/support.js';
@@ -28,6 +29,11 @@ let writer: RunningTiercache;
 let readers: RunningTiercache[];
 let env: Record<string, string>;
 const readerIds = [uniqueName('reader-a'), uniqueName('reader-b')];
+
+async function appliedChanges(base: string): Promise<number> {
+  const text = await (await fetch(`${base}/metrics`)).text();
+  return Number(/^tiercache_reader_changes_applied_total (\d+)/m.exec(text)?.[1] ?? 0);
+}
 
 async function read(base: string, keys: string[]): Promise<Entry[]> {
   const res = await graphql<{ values: Entry[] }>(base, READ, { keys });
@@ -115,6 +121,58 @@ describe('a writer and two reader processes', () => {
       // The seed's REST route answers a deleted key as it answered any missing one.
       const rest = (await (await fetch(`${r.base}/read?keys=gamma`)).json()) as unknown;
       expect(rest).toEqual({ items: [{ key: 'gamma', value: '', source: 'not_found', exists: false }] });
+    }
+  });
+
+  it('keep the newest version of a key two writers write at once, and ignore an older one announced after it', async () => {
+    // Each writer's relay announces what its own writes claimed, so announcements of one key by two writers
+    // reach Kafka in either order; readers must end on the version Redis holds.
+    const second = await startTiercache(['--mode=writer'], env);
+    const store = await openStore(redisTarget(), env.REDIS_KEY_PREFIX!);
+    const bus = await KafkaBus.create({
+      brokers: kafkaBrokers(),
+      topic: env.KAFKA_TOPIC!,
+      clientId: uniqueName('stale-publisher'),
+      groupPrefix: uniqueName('unused'),
+      partitions: 1,
+      replicationFactor: 1,
+    });
+    try {
+      for (let round = 0; round < 10; round++) {
+        const results = await Promise.all(
+          [writer, second, writer, second].map((w, i) =>
+            graphql(w.base, SET, { entries: [{ key: 'contended', value: `r${round}-w${i}` }] }),
+          ),
+        );
+        expect(results.every((res) => res.errors === undefined)).toBe(true);
+      }
+      const [truth] = await store.read(['contended']);
+      for (const r of readers) {
+        await eventually('the newest version in memory', async () => {
+          const [e] = await read(r.base, ['contended']);
+          return e?.source === 'MEMORY' && e.version === String(truth!.version) ? e : undefined;
+        });
+      }
+      // An older version arriving late (a takeover's, or a writer's relay slower than another's): applied by
+      // every reader (counted), kept by none.
+      const appliedBefore = await Promise.all(readers.map((r) => appliedChanges(r.base)));
+      await bus.publish([
+        { op: 'set', key: 'contended', version: truth!.version - 1n, value: 'stale', expiresAt: null },
+      ]);
+      for (const [i, r] of readers.entries()) {
+        await eventually('the stale change to reach the reader', async () =>
+          (await appliedChanges(r.base)) > appliedBefore[i]! ? true : undefined,
+        );
+        expect((await read(r.base, ['contended']))[0]).toMatchObject({
+          value: truth!.value,
+          version: String(truth!.version),
+          source: 'MEMORY',
+        });
+      }
+    } finally {
+      await bus.close();
+      await store.close();
+      await second.stop();
     }
   });
 
