@@ -259,8 +259,6 @@ async function assemble(config: Config, undo: Undo[]): Promise<App> {
           tombstoneTtlMs: config.tombstoneTtlMs,
           inlineValueMaxBytes: config.inlineValueMaxBytes,
           outboxLimit: { maxEntries: config.outboxMaxEntries, maxBytes: config.outboxMaxBytes },
-          // The relay below, started with the server.
-          relayId: config.instanceId,
         });
   const relay =
     config.mode === 'reader'

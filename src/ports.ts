@@ -19,13 +19,6 @@ export interface WriteOptions {
    * outage must not fill the Redis that holds the data set. 0 for no bound; absent: unbounded.
    */
   readonly outboxLimit?: { readonly maxEntries: number; readonly maxBytes: number };
-  /**
-   * The relay (Outbox.claim's relayId) of the writing process: the store may claim the batch's outbox entry
-   * for it in the same atomic step, and hand its changes to that relay's next claim from memory instead of
-   * from the outbox. Claimed so, the entry is announced by another relay only after reclaimAfterMs if this
-   * one dies. The store may decline (it holds too much already): the entry then waits for any relay.
-   */
-  readonly claimFor?: string;
 }
 
 /** What waits in the outbox to be announced. */

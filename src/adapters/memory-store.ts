@@ -77,10 +77,7 @@ export class MemoryStore implements Store {
       return { key: op.key, op: op.op, version, expiresAt };
     });
     // committed was mapped from ops: one per op, in order.
-    this.outbox.append(
-      committed.map((c, i) => changeOf(ops[i] as WriteOp, c, options.inlineValueMaxBytes)),
-      options.claimFor,
-    );
+    this.outbox.append(committed.map((c, i) => changeOf(ops[i] as WriteOp, c, options.inlineValueMaxBytes)));
     this.sweepNowAndThen(ops.length, now);
     return committed;
   }
@@ -156,14 +153,7 @@ class MemoryOutbox implements Outbox {
   // A Map iterates in insertion order, which is commit order.
   private readonly entries = new Map<
     string,
-    {
-      changes: readonly Change[];
-      claimedAt: number | null;
-      /** The relay the write claimed it for, until that relay's claim takes it (WriteOptions.claimFor). */
-      heldFor: string | null;
-      committedAt: number;
-      bytes: number;
-    }
+    { changes: readonly Change[]; claimedAt: number | null; committedAt: number; bytes: number }
   >();
   private nextId = 1;
   private bytes = 0;
@@ -171,16 +161,14 @@ class MemoryOutbox implements Outbox {
 
   constructor(private readonly clock: Clock) {}
 
-  append(changes: readonly Change[], claimFor: string | undefined): void {
+  append(changes: readonly Change[]): void {
     // Counted as the Redis outbox counts its fields: each change's key and its entry as stored (the header
     // alone for an invalidation), less the key prefix this store does not have.
     const bytes = changes.reduce((sum, change) => sum + utf8Bytes(change.key) + storedBytes(change), 0);
-    const now = this.clock.now();
     this.entries.set(String(this.nextId++), {
       changes,
-      claimedAt: claimFor ? now : null,
-      heldFor: claimFor || null,
-      committedAt: now,
+      claimedAt: null,
+      committedAt: this.clock.now(),
       bytes,
     });
     this.bytes += bytes;
@@ -196,11 +184,11 @@ class MemoryOutbox implements Outbox {
     }
   }
 
-  async claim(relayId: string, { max, blockMs, reclaimAfterMs }: ClaimOptions): Promise<OutboxEntry[]> {
-    const claimed = this.take(relayId, max, reclaimAfterMs);
+  async claim(_relayId: string, { max, blockMs, reclaimAfterMs }: ClaimOptions): Promise<OutboxEntry[]> {
+    const claimed = this.take(max, reclaimAfterMs);
     if (claimed.length > 0 || blockMs <= 0) return claimed;
     // Like XREADGROUP BLOCK: a wait that times out answers nothing; only a new entry (or close) ends it early.
-    return (await sleepUnlessWoken(this.waiting, blockMs)) ? this.take(relayId, max, reclaimAfterMs) : [];
+    return (await sleepUnlessWoken(this.waiting, blockMs)) ? this.take(max, reclaimAfterMs) : [];
   }
 
   async ack(ids: readonly string[]): Promise<void> {
@@ -227,23 +215,16 @@ class MemoryOutbox implements Outbox {
     wakeAll(this.waiting);
   }
 
-  private take(relayId: string, max: number, reclaimAfterMs: number): OutboxEntry[] {
+  private take(max: number, reclaimAfterMs: number): OutboxEntry[] {
     const now = this.clock.now();
     const abandoned: OutboxEntry[] = [];
     const fresh: OutboxEntry[] = [];
     for (const [id, entry] of this.entries) {
       if (abandoned.length + fresh.length >= max) break;
-      // Claimed for this relay by its write: handed over, its claim dating from the commit as in Redis.
-      if (entry.heldFor === relayId) {
-        entry.heldFor = null;
-        fresh.push({ id, changes: entry.changes });
-        continue;
-      }
       if (entry.claimedAt === null) fresh.push({ id, changes: entry.changes });
       else if (now - entry.claimedAt >= reclaimAfterMs) abandoned.push({ id, changes: entry.changes });
       else continue;
       entry.claimedAt = now;
-      entry.heldFor = null;
     }
     return [...abandoned, ...fresh];
   }

@@ -21,14 +21,13 @@ import { sleepUnlessWoken, wakeAll } from '../wake.js';
 import {
   backlogRefusal,
   callScript,
+  committedFrom,
   defineScripts,
   REDIS_DOWN_FAIL_MS,
   RedisOutbox,
   unpackStored,
   writeCall,
-  writeReply,
   type ShardKeys,
-  type WriteReply,
 } from './redis-store.js';
 import { CLUSTER_SLOTS, keySlot } from './redis-slots.js';
 
@@ -220,30 +219,12 @@ export class RedisClusterStore implements Store {
     ops: readonly WriteOp[],
     options: WriteOptions,
   ): Promise<{ committed: Committed[]; replicas: number }> {
-    const outbox = this.outbox.shard(shard);
-    const claimFor = outbox.reserveHold(options.claimFor);
-    try {
-      if (claimFor) await outbox.ensureGroup();
-      const { committed, replicas } = await this.runWriteScript(
-        writeCall(this.shards[shard] as ShardKeys, ops, options, claimFor),
-        ops,
-      );
-      return { committed: outbox.holdClaimed(claimFor, ops, options, committed), replicas };
-    } catch (error) {
-      outbox.releaseHold(claimFor);
-      throw error;
-    }
-  }
-
-  private async runWriteScript(
-    { name, keys, args }: { name: string; keys: string[]; args: string[] },
-    ops: readonly WriteOp[],
-  ): Promise<{ committed: WriteReply; replicas: number }> {
+    const { name, keys, args } = writeCall(this.shards[shard] as ShardKeys, ops, options);
     if (this.minReplicasAck === 0) {
       const reply = await callScript(this.cluster, name, keys, args).catch((error: unknown) => {
         throw backlogRefusal(error) ?? error;
       });
-      return { committed: writeReply(ops, reply), replicas: Infinity };
+      return { committed: committedFrom(ops, reply), replicas: Infinity };
     }
     // ioredis follows MOVED for a pipeline only when all its commands are read-only; ours is not, so a
     // redirection (or a cluster mid-failover) is followed here: the script did not run, it is safe to resend.
@@ -263,7 +244,7 @@ export class RedisClusterStore implements Store {
         continue;
       }
       if (error) throw backlogRefusal(error) ?? error;
-      const committed = writeReply(ops, reply);
+      const committed = committedFrom(ops, reply);
       // The script committed: a failed WAIT is reported as unconfirmed, not as a failed write.
       return { committed, replicas: wait[0] ? 0 : Number(wait[1]) };
     }
@@ -314,13 +295,6 @@ export class ShardedOutbox implements Outbox {
   private closed = false;
 
   constructor(private readonly shards: readonly RedisOutbox[]) {}
-
-  /** The outbox of shard `index`. */
-  shard(index: number): RedisOutbox {
-    const shard = this.shards[index];
-    if (!shard) throw new Error(`no outbox shard ${index}`);
-    return shard;
-  }
 
   /** Claims waiting right now (for tests: a claim that waits is what a write must wake). */
   get waitingClaims(): number {

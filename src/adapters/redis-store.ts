@@ -1,7 +1,7 @@
 // The Store port on Redis, the source of truth: one packed string per key under a prefix, versions assigned
 // by a Lua script in the same atomic step that stores the values, reads answered by a single MGET.
 import { Redis, type Cluster } from 'ioredis';
-import { changeOf, unpackEntry, type Change, type StoredEntry } from '../domain/entry.js';
+import { unpackEntry, type Change, type StoredEntry } from '../domain/entry.js';
 import { log, metrics, reportError } from '../observability.js';
 import {
   FeedBackedUp,
@@ -14,7 +14,6 @@ import {
   type WriteOp,
   type WriteOptions,
 } from '../ports.js';
-import { sleepUnlessWoken, wakeAll } from '../wake.js';
 import { decodeBusMessage } from './change-codec.js';
 
 /**
@@ -22,12 +21,11 @@ import { decodeBusMessage } from './change-codec.js';
  * back when it fails half way: a bad argument or a foreign value found after a SET would leave half a batch.
  *
  * KEYS: the entries' keys in op order, then the outbox stream and the counter of its bytes. ARGV: ttlMs ('' for
- * none), tombstoneTtlMs, inlineValueMaxBytes, the outbox bounds (most entries, most bytes; 0 for none), the
- * relay to claim the new outbox entry for ('' for none), then per op its kind ('s' set, 'd' delete) and value
- * ('' for deletes). An outbox at its bound refuses the batch with `TCBACKLOG <entries> <bytes>` before any
- * write. Returns, per op, the version and expiresAt ('' for none) as decimal strings: Lua numbers are doubles,
- * so integers are formatted with '%.0f' (tostring gives 1.7e+15) and kept below 2^53, where doubles still
- * count in ones. Then the outbox entry's id, its bytes, and what the claim took (CLAIM_REPLY below).
+ * none), tombstoneTtlMs, inlineValueMaxBytes, the outbox bounds (most entries, most bytes; 0 for none), then
+ * per op its kind ('s' set, 'd' delete) and value ('' for deletes). An outbox at its bound refuses the batch
+ * with `TCBACKLOG <entries> <bytes>` before any write. Returns, per op, the version and expiresAt ('' for none)
+ * as decimal strings: Lua numbers are doubles, so integers are formatted with '%.0f' (tostring gives 1.7e+15)
+ * and kept below 2^53, where doubles still count in ones.
  *
  * Appends one outbox entry whose field i is op i's entry key and the string it stored (OUTBOX_FORMAT below),
  * and adds the entry's bytes, names and values, to the counter (the acknowledgement script takes them off
@@ -49,8 +47,8 @@ local EXACT = 9007199254740992
 local n = #KEYS - 2
 local outbox = KEYS[n + 1]
 local outboxBytes = KEYS[n + 2]
-if #ARGV ~= 6 + 2 * n then
-  return redis.error_reply('ERR tiercache write: expected ' .. (6 + 2 * n) .. ' arguments, got ' .. #ARGV)
+if #ARGV ~= 5 + 2 * n then
+  return redis.error_reply('ERR tiercache write: expected ' .. (5 + 2 * n) .. ' arguments, got ' .. #ARGV)
 end
 
 local function count(text)
@@ -77,7 +75,7 @@ end
 local prev = {}
 for i = 1, n do
   local key = KEYS[i]
-  local kind = ARGV[2 * i + 5]
+  local kind = ARGV[2 * i + 4]
   if kind ~= 's' and kind ~= 'd' then
     return redis.error_reply('ERR tiercache write: invalid op kind for key ' .. key)
   end
@@ -128,9 +126,9 @@ for i = 1, n do
   prev[key] = version
   local v = string.format('%.0f', version)
   local expiresAt = ''
-  local value = ARGV[2 * i + 6]
+  local value = ARGV[2 * i + 5]
   local packed
-  if ARGV[2 * i + 5] == 's' then
+  if ARGV[2 * i + 4] == 's' then
     if ttl == nil then
       packed = 's' .. v .. '::' .. value
       redis.call('SET', key, packed)
@@ -154,28 +152,8 @@ for i = 1, n do
   record[2 * i] = packed
   recordBytes = recordBytes + string.len(key) + string.len(packed)
 end
-local id = redis.call('XADD', outbox, '*', unpack(record))
+redis.call('XADD', outbox, '*', unpack(record))
 redis.call('INCRBY', outboxBytes, recordBytes)
-out[2 * n + 1] = id
-out[2 * n + 2] = string.format('%.0f', recordBytes)
-out[2 * n + 3] = ''
--- The claim for the writer's own relay, which then announces the changes it holds instead of reading them
--- back. Taken as a relay's read takes it: the oldest entry no relay has read, to the group's pending list, so
--- a writer killed now leaves it to be taken over like any claim. That is this entry, unless older ones wait
--- unread (a writer that did not claim, or an older version's): then the oldest of them, whose fields are
--- returned, and this entry waits for any relay. No group yet (no relay ever ran): nothing is claimed.
-if ARGV[6] ~= '' then
-  local got = redis.pcall('XREADGROUP', 'GROUP', 'relays', ARGV[6], 'COUNT', 1, 'STREAMS', outbox, '>')
-  if type(got) == 'table' and got.err == nil and got[1] ~= nil then
-    local entry = got[1][2][1]
-    if entry[1] == id then
-      out[2 * n + 3] = 'own'
-    else
-      out[2 * n + 3] = 'older'
-      out[2 * n + 4] = entry
-    end
-  end
-end
 return out
 `;
 
@@ -305,8 +283,6 @@ export function writeCall(
   shard: ShardKeys,
   ops: readonly WriteOp[],
   options: WriteOptions,
-  /** The relay to claim the outbox entry for; '' for none. */
-  claimFor: string,
 ): { name: string; keys: string[]; args: string[] } {
   const keys = ops.map((op) => shard.entryPrefix + op.key);
   keys.push(shard.outbox, shard.outboxBytes);
@@ -316,7 +292,6 @@ export function writeCall(
     String(options.inlineValueMaxBytes),
     String(options.outboxLimit?.maxEntries ?? 0),
     String(options.outboxLimit?.maxBytes ?? 0),
-    claimFor,
   ];
   for (const op of ops) args.push(op.op === 'set' ? 's' : 'd', op.op === 'set' ? op.value : '');
   return { name: WRITE_COMMAND, keys, args };
@@ -328,46 +303,20 @@ export function backlogRefusal(error: unknown): FeedBackedUp | undefined {
   return backlog ? new FeedBackedUp({ entries: Number(backlog[1]), bytes: Number(backlog[2]) }) : undefined;
 }
 
-/** The write script's reply, checked: what it committed for each of `ops`, and its outbox entry. */
-export interface WriteReply {
-  readonly committed: Committed[];
-  /** The outbox entry's stream id and bytes (as the acknowledgement counts them). */
-  readonly id: string;
-  readonly bytes: number;
-  /** What the claim for the writer's relay took: this entry, an older unread one (`older`), or nothing. */
-  readonly claimed: 'own' | 'older' | '';
-  /** The older entry claimed, as the stream answers it: `[id, [field, value, …]]`. */
-  readonly older: unknown;
-}
-
-export function writeReply(ops: readonly WriteOp[], reply: unknown): WriteReply {
-  const n = 2 * ops.length;
-  const head = Array.isArray(reply) ? reply.slice(0, n + 3) : null;
-  const claimed = head?.[n + 2];
-  if (
-    !isStrings(head) ||
-    head.length !== n + 3 ||
-    (claimed !== 'own' && claimed !== 'older' && claimed !== '') ||
-    (reply as unknown[]).length !== (claimed === 'older' ? n + 4 : n + 3)
-  ) {
+/** The write script's reply, checked, as what it committed for each of `ops`. */
+export function committedFrom(ops: readonly WriteOp[], reply: unknown): Committed[] {
+  if (!isStrings(reply) || reply.length !== 2 * ops.length) {
     throw new Error(`unexpected reply from the write script: ${JSON.stringify(reply).slice(0, 200)}`);
   }
-  const committed = ops.map((op, i): Committed => {
-    const expiresAt = head[2 * i + 1];
+  return ops.map((op, i) => {
+    const expiresAt = reply[2 * i + 1];
     return {
       key: op.key,
       op: op.op,
-      version: BigInt(String(head[2 * i])),
+      version: BigInt(String(reply[2 * i])),
       expiresAt: expiresAt ? Number(expiresAt) : null,
     };
   });
-  return {
-    committed,
-    id: head[n] as string,
-    bytes: Number(head[n + 1]),
-    claimed,
-    older: (reply as unknown[])[n + 3],
-  };
 }
 
 /** An entry's stored string as the entry, saying which key holds a foreign value. */
@@ -419,17 +368,14 @@ export class RedisStore implements Store {
 
   async write(ops: readonly WriteOp[], options: WriteOptions): Promise<Committed[]> {
     if (ops.length === 0) return [];
-    const claimFor = this.outbox.reserveHold(options.claimFor);
-    const { keys, args } = writeCall(this.shard, ops, options, claimFor);
+    const { keys, args } = writeCall(this.shard, ops, options);
     let reply: unknown;
     try {
-      if (claimFor) await this.outbox.ensureGroup();
       reply = await callScript(this.redis, WRITE_COMMAND, keys, args);
     } catch (error) {
-      this.outbox.releaseHold(claimFor);
       throw backlogRefusal(error) ?? error;
     }
-    return this.outbox.holdClaimed(claimFor, ops, options, writeReply(ops, reply));
+    return committedFrom(ops, reply);
   }
 
   async read(keys: readonly string[]): Promise<(StoredEntry | null)[]> {
@@ -452,28 +398,6 @@ export class RedisStore implements Store {
 }
 
 const RELAY_GROUP = 'relays';
-/**
- * Most outbox entries, and bytes, a process holds in memory for its relays to announce (claimed by its writes).
- * Beyond, writes leave their entries to be read from the stream: Kafka away must not grow a writer's memory.
- */
-export const HOLD_MAX_ENTRIES = 1_000;
-export const HOLD_MAX_BYTES = 16 * 1024 * 1024;
-
-/** What one relay's next claims answer before they ask Redis. */
-interface RelayQueue {
-  /** Entries the writes of this process claimed for it (the write script's claim), oldest first. */
-  held: OutboxEntry[];
-  /** Entries a background read claimed for it, not yet handed out. */
-  read: OutboxEntry[];
-  /** A read is under way on the blocking connection. */
-  reading: boolean;
-  /** A write found entries no relay has read: the next read looks without blocking. */
-  unreadWaiting: boolean;
-  /** What the last background read failed with, thrown by the next claim (the relay backs off and retries). */
-  failure: unknown;
-  /** Claims waiting for an entry. */
-  wakers: Set<() => void>;
-}
 const malformed = metrics.counter(
   'tiercache_outbox_malformed_total',
   'Times an outbox entry could not be decoded; it is kept (not announced, not acknowledged) for a person to see',
@@ -489,11 +413,6 @@ export class RedisOutbox implements Outbox {
   private groupReady: Promise<void> | null = null;
   /** Per relay: each looks for abandoned entries at its own pace, whoever else claims on this client. */
   private readonly lastReclaimAt = new Map<string, number>();
-  /** Per relay: what its claims answer next without asking Redis (see RelayQueue). */
-  private readonly queues = new Map<string, RelayQueue>();
-  /** Entries held in memory for the relays of this process, and those reserved by writes in flight. */
-  private held = 0;
-  private heldBytes = 0;
   /**
    * Bytes of each entry claimed here and not yet acknowledged, counted from the claim's reply, so that the
    * acknowledgement need not read the entry again. At most what the relays of this process hold claimed.
@@ -510,183 +429,51 @@ export class RedisOutbox implements Outbox {
     private readonly connectBlocking: (() => Redis) | null = null,
   ) {}
 
-  /**
-   * The relay a write may claim its outbox entry for: `relayId`, unless this process already holds
-   * HOLD_MAX_ENTRIES or HOLD_MAX_BYTES for its relays (Kafka away, a relay stuck): then '' and the entry waits in
-   * the stream for any relay, so memory stays bounded and nothing depends on this process surviving. A
-   * reservation is ended by holdClaimed or releaseHold.
-   */
-  reserveHold(relayId: string | undefined): string {
-    if (!relayId || this.held >= HOLD_MAX_ENTRIES || this.heldBytes >= HOLD_MAX_BYTES) return '';
-    this.held++;
-    return relayId;
-  }
-
-  releaseHold(claimFor: string): void {
-    if (claimFor) this.held--;
-  }
-
-  /**
-   * After the write script: what it claimed for `claimFor` goes to that relay's next claim. The batch's own
-   * entry is announced from the changes the writer holds (`ops`, committed as `reply` says), not read back.
-   */
-  holdClaimed(
-    claimFor: string,
-    ops: readonly WriteOp[],
-    options: WriteOptions,
-    reply: WriteReply,
-  ): Committed[] {
-    if (!claimFor) return reply.committed;
-    this.held--;
-    const queue = this.queueOf(claimFor);
-    let entry: OutboxEntry | undefined;
-    if (reply.claimed === 'own') {
-      this.claimedBytes.set(reply.id, reply.bytes);
-      entry = {
-        id: reply.id,
-        changes: reply.committed.map((c, i) => changeOf(ops[i] as WriteOp, c, options.inlineValueMaxBytes)),
-      };
-    } else if (reply.claimed === 'older') {
-      // An undecodable one is left out, pending: parseEntries says so, and a takeover finds it again.
-      [entry] = parseEntries([reply.older], this.entryPrefix, this.claimedBytes);
-      // The batch's own entry, and maybe more, wait unread: the relay reads the stream on its next claim.
-      queue.unreadWaiting = true;
-    }
-    if (entry) {
-      queue.held.push(entry);
-      this.held++;
-      this.heldBytes += this.claimedBytes.get(entry.id) ?? 0;
-    }
-    wakeAll(queue.wakers);
-    return reply.committed;
-  }
-
-  async claim(relayId: string, options: ClaimOptions): Promise<OutboxEntry[]> {
+  async claim(relayId: string, { max, blockMs, reclaimAfterMs }: ClaimOptions): Promise<OutboxEntry[]> {
     await this.ensureGroup();
-    const queue = this.queueOf(relayId);
-    const abandoned = await this.claimAbandoned(relayId, options);
-    const found = [...abandoned, ...this.takeQueued(queue, options.max - abandoned.length)];
-    if (!this.connectBlocking || options.blockMs <= 0) {
-      const room = options.max - found.length;
-      if (room <= 0) return found;
-      // On the outbox's own connection when there is one, as every read of the stream, so that its loss is seen.
-      const client = this.connectBlocking ? (this.blocking ??= this.connectBlocking()) : this.redis;
-      return [...found, ...(await this.readUnread(client, relayId, room, []))];
-    }
-    // Blocking: the stream is read in the background, on the outbox's own connection, so that a relay waiting
-    // on it still answers at once what a write of this process claims for it.
-    this.readInBackground(relayId, queue, options);
-    if (found.length > 0) return found;
-    if (queue.failure !== undefined || queue.read.length > 0) return this.takeQueued(queue, options.max);
-    // Like XREADGROUP BLOCK: a wait that times out answers nothing; a write claiming for this relay, or the
-    // read answering (entries, nothing, or a failure), ends it early.
-    return (await sleepUnlessWoken(queue.wakers, options.blockMs)) ? this.takeQueued(queue, options.max) : [];
-  }
-
-  private queueOf(relayId: string): RelayQueue {
-    let queue = this.queues.get(relayId);
-    if (!queue) {
-      queue = {
-        held: [],
-        read: [],
-        reading: false,
-        unreadWaiting: false,
-        failure: undefined,
-        wakers: new Set(),
-      };
-      this.queues.set(relayId, queue);
-    }
-    return queue;
-  }
-
-  /** Up to `max` of what the queue holds (read from the stream first: older); throws what a read failed with. */
-  private takeQueued(queue: RelayQueue, max: number): OutboxEntry[] {
-    if (queue.failure !== undefined) {
-      const failure = queue.failure;
-      queue.failure = undefined;
-      throw failure;
-    }
-    if (max <= 0) return [];
-    const fromRead = queue.read.splice(0, max);
-    const fromHeld = queue.held.splice(0, max - fromRead.length);
-    for (const entry of fromHeld) {
-      this.held--;
-      this.heldBytes -= this.claimedBytes.get(entry.id) ?? 0;
-    }
-    return [...fromRead, ...fromHeld];
-  }
-
-  /** Starts a blocking read of unread entries for the relay, unless one is under way or its last answer waits. */
-  private readInBackground(relayId: string, queue: RelayQueue, { max, blockMs }: ClaimOptions): void {
-    if (queue.reading || queue.read.length > 0 || !this.connectBlocking) return;
-    queue.reading = true;
-    // Something is known to wait unread: look without blocking, so the relay gets it with its next claim.
-    const wait = queue.unreadWaiting ? [] : ['BLOCK', blockMs];
-    queue.unreadWaiting = false;
-    const client = (this.blocking ??= this.connectBlocking());
-    this.readUnread(client, relayId, max, wait)
-      .then(
-        (entries) => queue.read.push(...entries),
-        (error: unknown) => (queue.failure = error),
-      )
-      .finally(() => {
-        queue.reading = false;
-        wakeAll(queue.wakers);
-      });
-  }
-
-  /** XREADGROUP of entries no relay has read yet (the stream's '>'), claimed for `relayId`. */
-  private async readUnread(
-    client: RedisClient,
-    relayId: string,
-    count: number,
-    wait: (string | number)[],
-  ): Promise<OutboxEntry[]> {
-    // XREADGROUP answers [[stream, entries]] or null; parseEntries checks each entry.
+    // Abandoned entries are rare (a relay died), so they are looked for a few times per reclaim period,
+    // not on every claim: that would add a round trip to every announcement.
+    const now = Date.now();
+    const lookForAbandoned = now - (this.lastReclaimAt.get(relayId) ?? -Infinity) >= reclaimAfterMs / 4;
+    if (lookForAbandoned) this.lastReclaimAt.set(relayId, now);
+    // redis.call() answers unknown; the reply shapes are Redis's (XAUTOCLAIM: [cursor, entries, deleted];
+    // XREADGROUP: [[stream, entries]] or null), and parseEntries checks each entry.
+    const abandoned = !lookForAbandoned
+      ? []
+      : parseEntries(
+          (
+            (await this.redis.call(
+              'XAUTOCLAIM',
+              this.key,
+              RELAY_GROUP,
+              relayId,
+              reclaimAfterMs,
+              '0-0',
+              'COUNT',
+              max,
+            )) as unknown[]
+          )[1],
+          this.entryPrefix,
+          this.claimedBytes,
+        );
+    const room = max - abandoned.length;
+    if (room <= 0) return abandoned;
+    // BLOCK 0 would wait forever: a claim that must not wait sends no BLOCK at all.
+    const wait = abandoned.length > 0 || blockMs <= 0 || !this.connectBlocking ? [] : ['BLOCK', blockMs];
+    const client = this.connectBlocking ? (this.blocking ??= this.connectBlocking()) : this.redis;
     const reply = (await client.call(
       'XREADGROUP',
       'GROUP',
       RELAY_GROUP,
       relayId,
       'COUNT',
-      count,
+      room,
       ...wait,
       'STREAMS',
       this.key,
       '>',
     )) as [string, unknown][] | null;
-    return parseEntries(reply?.[0]?.[1], this.entryPrefix, this.claimedBytes);
-  }
-
-  /** Entries other relays claimed and left unacknowledged for reclaimAfterMs, looked for a few times per period. */
-  private async claimAbandoned(
-    relayId: string,
-    { max, reclaimAfterMs }: ClaimOptions,
-  ): Promise<OutboxEntry[]> {
-    // Abandoned entries are rare (a relay died), so they are looked for a few times per reclaim period,
-    // not on every claim: that would add a round trip to every announcement.
-    const now = Date.now();
-    const lookForAbandoned = now - (this.lastReclaimAt.get(relayId) ?? -Infinity) >= reclaimAfterMs / 4;
-    if (!lookForAbandoned) return [];
-    this.lastReclaimAt.set(relayId, now);
-    // redis.call() answers unknown; the reply shape is Redis's (XAUTOCLAIM: [cursor, entries, deleted]), and
-    // parseEntries checks each entry.
-    return parseEntries(
-      (
-        (await this.redis.call(
-          'XAUTOCLAIM',
-          this.key,
-          RELAY_GROUP,
-          relayId,
-          reclaimAfterMs,
-          '0-0',
-          'COUNT',
-          max,
-        )) as unknown[]
-      )[1],
-      this.entryPrefix,
-      this.claimedBytes,
-    );
+    return [...abandoned, ...parseEntries(reply?.[0]?.[1], this.entryPrefix, this.claimedBytes)];
   }
 
   async ack(ids: readonly string[]): Promise<void> {
@@ -746,8 +533,7 @@ export class RedisOutbox implements Outbox {
     this.blocking = null;
   }
 
-  /** Creates the relays' consumer group once per client: the write script claims only in an existing one. */
-  ensureGroup(): Promise<void> {
+  private ensureGroup(): Promise<void> {
     // From the stream's start: entries committed before any relay ever ran must be announced too.
     this.groupReady ??= this.redis.xgroup('CREATE', this.key, RELAY_GROUP, '0', 'MKSTREAM').then(
       () => undefined,

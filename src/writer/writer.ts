@@ -12,11 +12,6 @@ export interface WriterOptions {
   inlineValueMaxBytes: number;
   /** Writes are refused (FeedBackedUp) while this much waits unannounced in the outbox; 0: no bound. */
   outboxLimit?: { maxEntries: number; maxBytes: number };
-  /**
-   * The relayId of the relay running in this process: each batch's outbox entry is claimed for it as it
-   * commits, and announced from the changes in hand rather than read back (WriteOptions.claimFor).
-   */
-  relayId?: string;
 }
 
 const written = metrics.counter('tiercache_writer_ops_total', 'Committed write operations, by op');
@@ -60,7 +55,6 @@ export class Writer {
           tombstoneTtlMs: this.options.tombstoneTtlMs,
           inlineValueMaxBytes: this.options.inlineValueMaxBytes,
           ...(this.options.outboxLimit ? { outboxLimit: this.options.outboxLimit } : {}),
-          ...(this.options.relayId ? { claimFor: this.options.relayId } : {}),
         }),
       );
     } catch (error) {

@@ -316,42 +316,6 @@ export function describeStoreContract(name: string, create: () => Promise<StoreF
         expect(await store.outbox.size()).toBe(0);
       });
 
-      it('claims a write for the relay named in claimFor: that relay gets it at once, no other before reclaimAfterMs', async () => {
-        const [first] = await store.write([set('a', 'one')], { ...KEEP, claimFor: 'r1' });
-        const [second] = await store.write([del('a')], { ...KEEP, claimFor: 'r1' });
-        // Another relay, looking for abandoned entries too, finds none: they are claimed, not waiting unread.
-        expect(await claimNow('r2', RECLAIM_MS)).toEqual([]);
-        const entries = await claimNow('r1');
-        expect(entries.map((e) => e.changes)).toEqual([
-          [{ op: 'set', key: 'a', version: first!.version, value: 'one', expiresAt: null }],
-          [{ op: 'delete', key: 'a', version: second!.version }],
-        ]);
-        // Handed over once.
-        expect(await claimNow('r1')).toEqual([]);
-        await store.outbox.ack(entries.map((e) => e.id));
-        expect(await store.outbox.backlog()).toEqual({ entries: 0, bytes: 0, oldestAgeMs: null });
-      });
-
-      it('gives what a write claimed for a relay that never claims (its writer died) to another after reclaimAfterMs', async () => {
-        const [committed] = await store.write([set('a', 'one')], { ...KEEP, claimFor: 'dead' });
-        expect(await claimNow('r2', RECLAIM_MS)).toEqual([]);
-        await fixture.elapse(RECLAIM_MS + 10);
-        const taken = await claimNow('r3', RECLAIM_MS);
-        expect(taken.map((e) => e.changes)).toEqual([
-          [{ op: 'set', key: 'a', version: committed!.version, value: 'one', expiresAt: null }],
-        ]);
-        await store.outbox.ack(taken.map((e) => e.id));
-        expect(await store.outbox.size()).toBe(0);
-      });
-
-      it('a waiting claim wakes up for a write claimed for its relay', async () => {
-        const waiting = store.outbox.claim('r1', { max: 10, blockMs: 2_000, reclaimAfterMs: 60_000 });
-        await fixture.claimWaiting();
-        const [committed] = await store.write([set('late', 'v')], { ...KEEP, claimFor: 'r1' });
-        const entries = await waiting;
-        expect(entries.map((e) => e.changes[0]?.version)).toEqual([committed!.version]);
-      });
-
       it('reports its backlog: entries, bytes and the age of the oldest, all freed by the acknowledgement', async () => {
         expect(await store.outbox.backlog()).toEqual({ entries: 0, bytes: 0, oldestAgeMs: null });
         await writeOne(set('a', 'one'));

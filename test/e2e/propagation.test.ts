@@ -125,8 +125,8 @@ describe('a writer and two reader processes', () => {
   });
 
   it('keep the newest version of a key two writers write at once, and ignore an older one announced after it', async () => {
-    // Each writer's relay announces what its own writes claimed, so announcements of one key by two writers
-    // reach Kafka in either order; readers must end on the version Redis holds.
+    // Two writers' relays claim entries of one stream and publish them independently, so announcements of one
+    // key by two writers reach Kafka in either order; readers must end on the version Redis holds.
     const second = await startTiercache(['--mode=writer'], env);
     const store = await openStore(redisTarget(), env.REDIS_KEY_PREFIX!);
     const bus = await KafkaBus.create({

@@ -2,7 +2,7 @@
 // values under the prefix, the exact stored format, exact big versions, one MGET per read, who closes.
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
-import { connectRedis, HOLD_MAX_ENTRIES, RedisStore } from '../../src/adapters/redis-store.js';
+import { connectRedis, RedisStore } from '../../src/adapters/redis-store.js';
 import { packEntry } from '../../src/domain/entry.js';
 import { metrics } from '../../src/observability.js';
 import type { WriteOp } from '../../src/ports.js';
@@ -223,65 +223,6 @@ describe('RedisStore on Redis', () => {
     expect(await redis.xrange(`${prefix}outbox`, '-', '+')).toEqual([[junk, ['1', 'not a change']]]);
     // It stays in the backlog, which is what stops readers from trusting a feed that misses it.
     expect((await store.outbox.backlog()).entries).toBe(1);
-  });
-
-  describe('claims for the writing process’s own relay (WriteOptions.claimFor)', () => {
-    const claim = (on: RedisStore, relay: string, blockMs = 0) =>
-      on.outbox.claim(relay, { max: 100, blockMs, reclaimAfterMs: 60_000 });
-
-    it('claims the entry in Redis and hands it only to the relay of the writing process, from memory', async () => {
-      // A second process with a relay of the same name: the entry is claimed (not unread) and not in its memory.
-      const other = new RedisStore({ redis, prefix });
-      try {
-        const [committed] = await store.write([set('a', 'one')], { ...KEEP, claimFor: 'r1' });
-        expect(await store.outbox.claimedBy('r1')).toBe(1);
-        expect(await claim(other, 'r1')).toEqual([]);
-        const [entry, ...more] = await claim(store, 'r1');
-        expect(more).toEqual([]);
-        expect(entry?.changes).toEqual([
-          { op: 'set', key: 'a', version: committed!.version, value: 'one', expiresAt: null },
-        ]);
-        // Acknowledged with the bytes the script counted: the counter goes back to nothing.
-        await store.outbox.ack([entry!.id]);
-        expect(await store.outbox.backlog()).toEqual({ entries: 0, bytes: 0, oldestAgeMs: null });
-      } finally {
-        await other.close();
-      }
-    });
-
-    it('with unread entries waiting, claims the oldest of them instead, and the relay reads its own from the stream', async () => {
-      const unread = await store.write([set('a', 'unclaimed')], KEEP);
-      const own = await store.write([set('b', 'claimed')], { ...KEEP, claimFor: 'r1' });
-      expect(await store.outbox.claimedBy('r1')).toBe(1);
-      const versions: bigint[] = [];
-      // The first claim answers the older entry at once; the batch's own comes from a read of the stream.
-      for (let round = 0; round < 5 && versions.length < 2; round++) {
-        const entries = await claim(store, 'r1', 500);
-        versions.push(...entries.flatMap((e) => e.changes.map((c) => c.version)));
-        await store.outbox.ack(entries.map((e) => e.id));
-      }
-      expect(versions).toEqual([unread[0]!.version, own[0]!.version]);
-      expect(await store.outbox.backlog()).toEqual({ entries: 0, bytes: 0, oldestAgeMs: null });
-      store.outbox.close();
-    });
-
-    it(`holds at most ${HOLD_MAX_ENTRIES} entries in memory; beyond, writes leave theirs unread for any relay`, async () => {
-      for (let i = 0; i < HOLD_MAX_ENTRIES; i += 100) {
-        await Promise.all(
-          Array.from({ length: 100 }, (_, j) =>
-            store.write([set(`k${i + j}`, 'v')], { ...KEEP, claimFor: 'r1' }),
-          ),
-        );
-      }
-      expect(await store.outbox.claimedBy('r1')).toBe(HOLD_MAX_ENTRIES);
-      const [beyond] = await store.write([set('beyond', 'v')], { ...KEEP, claimFor: 'r1' });
-      const taken = await claim(store, 'r2');
-      expect(taken.map((e) => e.changes[0]?.version)).toEqual([beyond!.version]);
-      // Once its relay takes what it holds, writes are claimed for it again.
-      expect(await claim(store, 'r1')).toHaveLength(100);
-      await store.write([set('again', 'v')], { ...KEEP, claimFor: 'r1' });
-      expect(await store.outbox.claimedBy('r1')).toBe(HOLD_MAX_ENTRIES + 1);
-    });
   });
 
   it('reads 500 keys with exactly one MGET', async () => {
