@@ -141,26 +141,33 @@ function parseParams(body: Buffer): Params | undefined {
   };
 }
 
+/** A body's parameters, and what the fast path prepared for them once it knew. */
+interface Known {
+  readonly params: Params;
+  prepared: Prepared | undefined;
+}
+
 /**
  * The last bodies whose parameters were the plain shape: a hot client sends the same bytes again and again,
- * and comparing them (memcmp) costs less than checking and parsing them again. Shared between requests, so
- * what they hold is frozen: nothing downstream may change a request's variables.
+ * and comparing them (memcmp) costs less than checking, parsing and looking them up again. Shared between
+ * requests, so the parameters are frozen: nothing downstream may change a request's variables.
  */
 class ParamsCache {
   private readonly bodies: Buffer[] = [];
-  private readonly params: Params[] = [];
+  private readonly known: Known[] = [];
   private next = 0;
 
-  get(body: Buffer): Params | undefined {
-    for (let i = 0; i < this.bodies.length; i++) if (this.bodies[i]!.equals(body)) return this.params[i];
+  get(body: Buffer): Known | undefined {
+    for (let i = 0; i < this.bodies.length; i++) if (this.bodies[i]!.equals(body)) return this.known[i];
     const params = parseParams(body);
     if (params === undefined) return undefined;
     deepFreeze(params);
+    const known = { params, prepared: undefined };
     // A copy: the request's own buffer may be a view of a larger one.
     this.bodies[this.next] = Buffer.from(body);
-    this.params[this.next] = params;
+    this.known[this.next] = known;
     this.next = (this.next + 1) % PARAMS_CACHED;
-    return params;
+    return known;
   }
 }
 const PARAMS_CACHED = 16;
@@ -246,9 +253,10 @@ export class FastPath {
     res: ServerResponse,
     body: Buffer,
   ): boolean | Promise<boolean> {
-    const params = this.params.get(body);
-    if (!params) return false;
-    const prepared = this.prepare(params);
+    const known = this.params.get(body);
+    if (!known) return false;
+    const params = known.params;
+    const prepared = (known.prepared ??= this.prepare(params));
     if (prepared === undefined || prepared === 'yoga') return false;
     const contextValue: FastContext = this.contextFor(req.headers.authorization);
     // A query, so executing it again in yoga after an error only reads. One result, not a stream: the

@@ -149,13 +149,18 @@ export function createHttpServer({
   /** The graphql route: the compiled fast path when the request is its shape, yoga for the rest. */
   const graphqlRoute = (req: IncomingMessage, res: ServerResponse): void | Promise<void> => {
     if (!fast || !FastPath.accepts(req)) return yoga.requestListener(req, res);
-    // The only promise of a hot query: its body. What follows completes at once when memory holds every key.
-    return readBody(req).then((body) => {
-      const answered = fast.answer(yoga, req, res, body);
-      if (answered === true) return;
-      if (answered === false) return toYoga(req, res, body);
-      return answered.then((done) => (done ? undefined : toYoga(req, res, body)));
-    });
+    // The body is read through stream events and answered from its end, without a promise: what follows
+    // completes at once when memory holds every key.
+    readBody(
+      req,
+      (body) => {
+        const answered = fast.answer(yoga, req, res, body);
+        if (answered === true) return;
+        if (answered === false) return toYoga(req, res, body);
+        return answered.then((done) => (done ? undefined : toYoga(req, res, body)));
+      },
+      (error) => failed(req, res, error),
+    );
   };
 
   const toYoga = (req: IncomingMessage, res: ServerResponse, body: Buffer): void | Promise<void> => {
@@ -234,13 +239,25 @@ async function sendMetrics(res: ServerResponse): Promise<void> {
   res.end(text);
 }
 
-/** The whole body; its length was checked against MAX_REQUEST_BYTES from Content-Length before. */
-function readBody(req: IncomingMessage): Promise<Buffer> {
-  // Stream events rather than an async iterator: no promise per chunk on the hot path.
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (chunk: Buffer) => chunks.push(chunk));
-    req.once('end', () => resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks))); // the one chunk is there
-    req.once('error', reject);
+/**
+ * The whole body, handed to `then` (whose promise, if it returns one, is watched too); its length was
+ * checked against MAX_REQUEST_BYTES from Content-Length before. Whatever fails goes to `fail`.
+ */
+function readBody(
+  req: IncomingMessage,
+  then: (body: Buffer) => void | Promise<void>,
+  fail: (error: unknown) => void,
+): void {
+  // Stream events rather than an async iterator or a promise: nothing per chunk or per request to settle.
+  const chunks: Buffer[] = [];
+  req.on('data', (chunk: Buffer) => chunks.push(chunk));
+  req.once('end', () => {
+    try {
+      const pending = then(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)); // the one chunk is there
+      if (pending) pending.catch(fail);
+    } catch (error) {
+      fail(error);
+    }
   });
+  req.once('error', fail);
 }
