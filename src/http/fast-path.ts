@@ -150,9 +150,11 @@ interface Known {
 /**
  * The last bodies whose parameters were the plain shape: a hot client sends the same bytes again and again,
  * and comparing them (memcmp) costs less than checking, parsing and looking them up again. Shared between
- * requests, so the parameters are frozen: nothing downstream may change a request's variables.
+ * requests, so the parameters are frozen: nothing downstream may change a request's variables. Only small
+ * bodies are kept (hot queries are a few hundred bytes): MAX_REQUEST_BYTES allows 64 MiB, and sixteen such
+ * bodies and their parsed copies held for good would be gigabytes of memory anyone could pin.
  */
-class ParamsCache {
+export class ParamsCache {
   private readonly bodies: Buffer[] = [];
   private readonly known: Known[] = [];
   private next = 0;
@@ -161,6 +163,7 @@ class ParamsCache {
     for (let i = 0; i < this.bodies.length; i++) if (this.bodies[i]!.equals(body)) return this.known[i];
     const params = parseParams(body);
     if (params === undefined) return undefined;
+    if (body.length > PARAMS_CACHED_MAX_BYTES) return { params, prepared: undefined };
     deepFreeze(params);
     const known = { params, prepared: undefined };
     // A copy: the request's own buffer may be a view of a larger one.
@@ -171,6 +174,7 @@ class ParamsCache {
   }
 }
 const PARAMS_CACHED = 16;
+export const PARAMS_CACHED_MAX_BYTES = 4096;
 
 function deepFreeze(value: unknown): void {
   if (typeof value !== 'object' || value === null || Object.isFrozen(value)) return;
