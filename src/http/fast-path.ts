@@ -151,8 +151,9 @@ interface Known {
  * The last bodies whose parameters were the plain shape: a hot client sends the same bytes again and again,
  * and comparing them (memcmp) costs less than checking, parsing and looking them up again. Shared between
  * requests, so the parameters are frozen: nothing downstream may change a request's variables. Only small
- * bodies are kept (hot queries are a few hundred bytes): MAX_REQUEST_BYTES allows 64 MiB, and sixteen such
- * bodies and their parsed copies held for good would be gigabytes of memory anyone could pin.
+ * bodies are kept (hot queries are a few hundred bytes): freezing walks the parsed value recursively, which
+ * a 32 KB body nested 16,000 levels deep overflowed (a 500 where yoga answers), and what is held stays at
+ * 64 KiB of bodies instead of 1 MiB (16 × MAX_BODY_BYTES).
  */
 export class ParamsCache {
   private readonly bodies: Buffer[] = [];

@@ -191,6 +191,16 @@ const CORPUS: [string, Sent, boolean][] = [
     false,
   ],
   ['a mutation with a read token', q('mutation { deleteValues(keys: ["a"]) { written { key } } }'), false],
+  // 32 KB, under the fast path's 64 KiB: a body it parses but does not keep, and nothing of it may recurse
+  // 16,000 levels deep (built by hand: JSON.stringify would).
+  [
+    'an unused variable nested 16,000 levels deep',
+    {
+      headers: { ...JSON_TYPE, ...READ },
+      body: `{"query":"{ health { ok } }","variables":{"deep":${'['.repeat(16_000)}${']'.repeat(16_000)}}}`,
+    },
+    true,
+  ],
   ['syntax error', q('{ values(keys: '), false],
   ['unknown field (no suggestion)', q('{ valuez(keys: ["a"]) { key } }'), false],
   ['too many keys', q(`{ values(keys: ${manyKeys(21)}) { key } }`), false],
