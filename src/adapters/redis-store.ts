@@ -135,12 +135,14 @@ for i = 1, n do
     else
       expiresAt = string.format('%.0f', nowMs + ttl)
       packed = 's' .. v .. ':' .. expiresAt .. ':' .. value
-      redis.call('SET', key, packed, 'PX', string.format('%.0f', ttl))
+      -- PXAT, the very expiresAt announced: a PX counted from the SET's own clock, later than TIME once a
+      -- batch runs past a millisecond, kept the key after readers had told subscribers it expired.
+      redis.call('SET', key, packed, 'PXAT', expiresAt)
     end
   else
     expiresAt = string.format('%.0f', nowMs + tombstoneTtl)
     packed = 'd' .. v .. ':' .. expiresAt .. ':'
-    redis.call('SET', key, packed, 'PX', string.format('%.0f', tombstoneTtl))
+    redis.call('SET', key, packed, 'PXAT', expiresAt)
   end
   out[2 * i - 1] = v
   out[2 * i] = expiresAt

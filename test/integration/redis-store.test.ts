@@ -135,6 +135,22 @@ describe('RedisStore on Redis', () => {
     expect(await redis.pttl(prefix + 'e:deleted')).toBeLessThanOrEqual(30_000);
   });
 
+  it("expires each key at exactly the expiresAt it reports, however long the batch's script runs", async () => {
+    // Subscribers get EXPIRE once the reader's clock is past expiresAt: Redis must have dropped the key by then.
+    // A relative PX counted from each SET's own time, later than the script's TIME, would drop it later.
+    const ops = Array.from({ length: 500 }, (_, i) => set(`ttl${i}`, 'v'.repeat(2048)));
+    const deletes = Array.from({ length: 500 }, (_, i) => ({ op: 'delete' as const, key: `gone${i}` }));
+    const committed = await store.write([...ops, ...deletes], {
+      ttlMs: 60_000,
+      tombstoneTtlMs: 30_000,
+      inlineValueMaxBytes: 65536,
+    });
+    const pipeline = redis.pipeline();
+    for (const c of committed) pipeline.call('PEXPIRETIME', `${prefix}e:${c.key}`);
+    const expiries = (await pipeline.exec())!.map(([error, at]) => (error ? error : Number(at)));
+    expect(expiries).toEqual(committed.map((c) => c.expiresAt));
+  });
+
   it('carries a stored version far above the clock forward by exactly one', async () => {
     // Above 2^52 a double still counts in ones but prints as 4.5e+15 unless formatted with care.
     await redis.set(prefix + 'e:a', 's4503599627370497::old');
